@@ -1,0 +1,22 @@
+/**
+ * @module Clock: the time source for token lifetimes, budgets and cool-downs.
+ *
+ * Injectable because in workerd `Date.now()` only moves across I/O, so lifetime tests would
+ * otherwise have to sleep for an hour. Production never calls `setClock`.
+ */
+
+/** Something that tells the time in epoch milliseconds. */
+export interface Clock {
+  now(): number;
+}
+
+const systemClock: Clock = { now: () => Date.now() };
+let current: Clock = systemClock;
+
+/** The clock every token decision reads. */
+export const clock: Clock = { now: () => current.now() };
+
+/** Replace the clock (tests); `undefined` restores the system clock. */
+export function setClock(c: Clock | undefined): void {
+  current = c ?? systemClock;
+}

@@ -1,0 +1,280 @@
+/**
+ * @module Configuration: the one place that knows config keys.
+ *
+ * Upstreams (credential sets) and routes are declared as TOML tables under `[vars]` in
+ * wrangler.toml, so `[env.NAME.vars]` can override them. Secrets are never written there: a key
+ * ending in `_from` names the Worker secret (`wrangler secret put NAME`) that holds the value.
+ * Everything is validated once per isolate with zod; a bad config turns every request into a 500
+ * problem that names the bad key and never shows a secret value.
+ */
+import { z } from 'zod';
+
+/** A Worker secret's name, as `wrangler secret put` accepts it. */
+const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of a Worker secret (letters, digits, _)');
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
+
+/** Form parameters we set ourselves; `extra_params` may not overwrite them. */
+const RESERVED_PARAMS = ['grant_type', 'scope', 'client_id', 'client_secret'];
+
+const budgetSchema = z.strictObject({
+  /** Most token requests in any window. */
+  max_requests: z.int().min(1).default(10),
+  /** Window length in seconds. */
+  window_seconds: z.int().min(1).default(60),
+});
+
+const egressSchema = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('direct') }),
+  z.strictObject({ mode: z.literal('binding'), binding: secretName }),
+]);
+
+export const upstreamSchema = z
+  .strictObject({
+    /** Base URL of the API; route targets are appended to its path. */
+    api_origin: httpUrl,
+    /** Token endpoint. */
+    token_url: httpUrl,
+    token_method: z.enum(['POST', 'GET']).default('POST'),
+    /** RFC 6749 §2.3.1 client authentication. */
+    client_auth: z.enum(['client_secret_basic', 'client_secret_post', 'none']).default('client_secret_basic'),
+    client_id: z.string().min(1).optional(),
+    client_id_from: secretName.optional(),
+    client_secret_from: secretName.optional(),
+    /** `client_credentials`, or `password`: a username/password form login (seed 003). */
+    grant: z.enum(['client_credentials', 'password']).default('client_credentials'),
+    /** Send `grant_type=<grant>` with the token request (a plain form login usually wants none). */
+    send_grant_type: z.boolean().default(true),
+    username: z.string().min(1).optional(),
+    username_from: secretName.optional(),
+    password_from: secretName.optional(),
+    username_field: z.string().min(1).default('username'),
+    password_field: z.string().min(1).default('password'),
+    /** Default scope (space-delimited); a route may ask for another. Each scope set is its own token. */
+    scope: z.string().optional(),
+    /** Extra token-request form params (audience, resource). */
+    extra_params: z.record(z.string(), z.string()).default({}),
+    /** `json`: a JSON object; `text`: the whole body is the token (a bare JWT). */
+    token_response: z.enum(['json', 'text']).default('json'),
+    token_field: z.string().min(1).default('access_token'),
+    expires_in_field: z.string().min(1).default('expires_in'),
+    /** Lifetime when neither the answer nor the JWT's `exp` says. */
+    default_lifetime_seconds: z.int().min(1).default(3600),
+    /** `fixed`: from issue; `sliding`: from the most recent request that used the token (seed 002). */
+    expiry: z.enum(['fixed', 'sliding']).default('fixed'),
+    inject_header: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name').default('Authorization'),
+    inject_format: z.string().includes('{token}', { error: 'must contain {token}' }).default('Bearer {token}'),
+    /** API statuses that mean "this token was rejected": invalidate and retry once. */
+    token_rejected_statuses: z.array(z.int().min(400).max(599)).min(1).default([401]),
+    /** Refresh this long before expiry. */
+    refresh_margin_seconds: z.int().min(0).default(60),
+    token_budget: budgetSchema.default({ max_requests: 10, window_seconds: 60 }),
+    /** Whole time a refresh (all attempts) may take. */
+    token_timeout_ms: z.int().min(100).max(60_000).default(10_000),
+    /** Token requests per refresh when the endpoint fails transiently. */
+    max_attempts: z.int().min(1).max(5).default(3),
+    /** Cool-down after a 429/403 from the token endpoint that names no Retry-After. */
+    cooldown_seconds: z.int().min(1).default(300),
+    /** Time an API call may take before the caller gets 504. */
+    api_timeout_ms: z.int().min(100).max(300_000).default(30_000),
+    /** How this upstream's traffic leaves the Worker. */
+    egress: egressSchema.default({ mode: 'direct' }),
+  })
+  .superRefine((u, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (u.client_id !== undefined && u.client_id_from !== undefined) issue('client_id', 'set client_id or client_id_from, not both');
+    if (u.client_auth !== 'none') {
+      if (u.client_id === undefined && u.client_id_from === undefined) issue('client_id', `${u.client_auth} needs client_id or client_id_from`);
+      if (u.client_secret_from === undefined) issue('client_secret_from', `${u.client_auth} needs the name of the Worker secret holding the client secret`);
+    }
+    if (u.grant === 'password') {
+      if (u.username !== undefined && u.username_from !== undefined) issue('username', 'set username or username_from, not both');
+      if (u.username === undefined && u.username_from === undefined) issue('username', 'the password grant needs username or username_from');
+      if (u.password_from === undefined) issue('password_from', 'the password grant needs the name of the Worker secret holding the password');
+    }
+    if (u.token_method === 'GET' && (u.client_auth === 'client_secret_post' || u.grant === 'password')) {
+      issue('token_method', 'GET would put a credential in the URL; use POST with client_secret_post or the password grant');
+    }
+    for (const key of Object.keys(u.extra_params)) {
+      if (RESERVED_PARAMS.includes(key) || key === u.username_field || key === u.password_field) {
+        ctx.addIssue({ code: 'custom', path: ['extra_params', key], message: `${key} is set by the grant itself` });
+      }
+    }
+    if (u.refresh_margin_seconds * 2 > u.default_lifetime_seconds) {
+      issue('refresh_margin_seconds', 'must be at most half of default_lifetime_seconds');
+    }
+  });
+
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+
+/** A route path: `/segment/:param/...`, no wildcards, no dot segments. */
+const routePath = z.string().regex(/^(\/(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9_.~-]+))+$|^\/$/, 'must look like /a/:param/b');
+
+const httpMethod = z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** One field of a form post and where it lands in the JSON sent to the API. */
+const formFieldSchema = z.union([
+  z.string().min(1),
+  z.strictObject({ path: z.string().min(1), type: z.enum(['string', 'integer', 'number', 'boolean']).default('string') }),
+]);
+
+export const routeSchema = z.strictObject({
+  /** Public path on the Worker, with named params (`/batches/:id`). */
+  path: routePath,
+  methods: z.array(httpMethod).min(1).default(['POST']),
+  /** Name of an upstream in UPSTREAMS. */
+  upstream: z.string().min(1),
+  /** Path on the API, `{param}` placeholders filled from the public path. */
+  target: z.string().regex(/^\/[A-Za-z0-9_.~\-/{}]*$/, 'must be a path like /v1/topics/{topic}/code'),
+  /** Scope set for this route's token (overrides the upstream's). */
+  scope: z.string().optional(),
+  /** Exact origins (scheme://host[:port]) allowed to call this route. */
+  allowed_origins: z.array(z.string()).default([]),
+  /** Allow any origin; must be said explicitly. */
+  allow_any_origin: z.boolean().default(false),
+  max_body_bytes: z.int().min(1).max(10 * 1024 * 1024).default(64 * 1024),
+  required_fields: z.array(z.string().min(1)).default([]),
+  max_field_length: z.int().min(1).default(10_000),
+  /** How form posts become the API's JSON: a fixed template plus field → JSON path. */
+  form: z
+    .strictObject({
+      template: z.record(z.string(), z.unknown()).default({}),
+      fields: z.record(z.string(), formFieldSchema),
+    })
+    .optional(),
+  /** Where a plain HTML form lands after success / failure (303). */
+  redirect: httpUrl.optional(),
+  error_redirect: httpUrl.optional(),
+});
+
+export type RouteConfig = z.infer<typeof routeSchema>;
+
+export interface Config {
+  upstreams: Record<string, UpstreamConfig>;
+  routes: Record<string, RouteConfig>;
+}
+
+/** The config keys the Worker reads from `env`. */
+export interface ConfigVars {
+  UPSTREAMS?: unknown;
+  ROUTES?: unknown;
+}
+
+const configSchema = z
+  .strictObject({
+    UPSTREAMS: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'upstream names: letters, digits, _ and -'), upstreamSchema),
+    ROUTES: z.record(z.string(), routeSchema).default({}),
+  })
+  .superRefine((c, ctx) => {
+    for (const [name, route] of Object.entries(c.ROUTES)) {
+      if (!(route.upstream in c.UPSTREAMS)) {
+        ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'upstream'], message: `no upstream named "${route.upstream}"` });
+      }
+      const params = new Set([...route.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]));
+      for (const m of route.target.matchAll(/\{([^}]*)\}/g)) {
+        if (!params.has(m[1])) ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'target'], message: `{${m[1]}} is not a param of path` });
+      }
+      for (const origin of route.allowed_origins) {
+        if (origin === '*' ? !route.allow_any_origin : !isOrigin(origin)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['ROUTES', name, 'allowed_origins'],
+            message: origin === '*' ? '"*" needs allow_any_origin = true' : `"${origin}" is not an origin (scheme://host[:port])`,
+          });
+        }
+      }
+      for (const key of ['redirect', 'error_redirect'] as const) {
+        const url = route[key];
+        if (url !== undefined && !route.allow_any_origin && !route.allowed_origins.includes(new URL(url).origin)) {
+          ctx.addIssue({ code: 'custom', path: ['ROUTES', name, key], message: 'must be on one of allowed_origins' });
+        }
+      }
+    }
+  });
+
+function isOrigin(s: string): boolean {
+  try {
+    return new URL(s).origin === s;
+  } catch {
+    return false;
+  }
+}
+
+/** A config that failed validation: every message names a key and shows no value. */
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid configuration: ${issues.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parse and validate the config vars. Throws `ConfigError`. */
+export function parseConfig(vars: ConfigVars): Config {
+  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES });
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
+  }
+  return { upstreams: result.data.UPSTREAMS, routes: result.data.ROUTES };
+}
+
+const cache = new WeakMap<object, Config | ConfigError>();
+
+/**
+ * The validated config for this `env`, parsed once per isolate (env is the same object for every
+ * request of an isolate). Throws `ConfigError`.
+ */
+export function loadConfig(env: ConfigVars): Config {
+  let entry = cache.get(env);
+  if (entry === undefined) {
+    try {
+      entry = parseConfig(env);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      entry = e;
+    }
+    cache.set(env, entry);
+  }
+  if (entry instanceof ConfigError) throw entry;
+  return entry;
+}
+
+/** The credentials of one upstream, read from Worker secrets. Never logged, never returned. */
+export interface Credentials {
+  clientId?: string;
+  clientSecret?: string;
+  username?: string;
+  password?: string;
+}
+
+/** Read an upstream's credentials from the Worker's secrets; throws `ConfigError` naming a missing one. */
+export function readCredentials(name: string, u: UpstreamConfig, env: object): Credentials {
+  const missing: string[] = [];
+  const secret = (key: string, from: string | undefined): string | undefined => {
+    if (from === undefined) return undefined;
+    const value = (env as Record<string, unknown>)[from];
+    if (typeof value !== 'string' || value === '') {
+      missing.push(`UPSTREAMS.${name}.${key}: Worker secret "${from}" is not set`);
+      return undefined;
+    }
+    return value;
+  };
+  const creds: Credentials = {
+    clientId: u.client_id ?? secret('client_id_from', u.client_id_from),
+    clientSecret: secret('client_secret_from', u.client_secret_from),
+    username: u.username ?? secret('username_from', u.username_from),
+    password: secret('password_from', u.password_from),
+  };
+  if (missing.length > 0) throw new ConfigError(missing);
+  return creds;
+}
+
+/** The credential values, for redaction of any outside text. */
+export function sensitiveValues(c: Credentials): string[] {
+  return [c.clientSecret, c.password, c.clientId, c.username].filter((v): v is string => v !== undefined);
+}
+
+/** Normalise a scope string: each distinct *set* of scopes is one token. */
+export function scopeKey(scope: string | undefined): string {
+  if (scope === undefined) return '';
+  return [...new Set(scope.split(/\s+/).filter(Boolean))].sort().join(' ');
+}

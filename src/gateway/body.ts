@@ -1,0 +1,138 @@
+/**
+ * @module Submission bodies: read JSON, urlencoded and multipart submissions, check them, and turn
+ * them into the JSON the API wants.
+ *
+ * A submission's "fields" are the top-level keys of a JSON object or the fields of a form. A route's
+ * `form` mapping places each field at a JSON path over a fixed template, for every encoding, so a
+ * `fetch` client and a plain HTML form produce the same API request.
+ */
+import type { RouteConfig } from '../config';
+import { problem } from '../problem';
+
+type FieldType = 'string' | 'integer' | 'number' | 'boolean';
+
+/** The JSON to send to the API, serialised. */
+export interface MappedBody {
+  json: string;
+}
+
+const JSON_TYPES = ['application/json'];
+const FORM_TYPES = ['application/x-www-form-urlencoded', 'multipart/form-data'];
+
+/** Media type without parameters, lower-cased. */
+function mediaType(contentType: string | null): string {
+  return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+/**
+ * Read, check and map the body of `request` for `route`. The body has already passed the size limit.
+ * Throws `ProblemError`: 415 unsupported type, 400 malformed, 422 missing/too long/wrong-typed field.
+ */
+export async function readSubmission(request: Request, route: RouteConfig): Promise<MappedBody> {
+  const type = mediaType(request.headers.get('Content-Type'));
+  let fields: Record<string, unknown>;
+  if (JSON_TYPES.includes(type) || type.endsWith('+json')) {
+    const text = await request.text();
+    try {
+      fields = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      throw problem(400, 'Malformed JSON', `the body is not valid JSON: ${e instanceof Error ? e.message.slice(0, 120) : 'parse error'}`);
+    }
+    if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
+      throw problem(400, 'Malformed JSON', 'the body must be a JSON object');
+    }
+  } else if (FORM_TYPES.includes(type)) {
+    let form: FormData;
+    try {
+      form = await request.formData();
+    } catch {
+      throw problem(400, 'Malformed form body', `the body could not be read as ${type}`);
+    }
+    fields = {};
+    for (const [name, value] of form) {
+      if (typeof value !== 'string') throw problem(422, 'Files are not accepted', `field "${name}" is a file; this route takes text fields only`, fieldErrors({ [name]: 'files are not accepted' }));
+      if (name in fields) throw problem(422, 'Repeated field', `field "${name}" is given more than once`, fieldErrors({ [name]: 'given more than once' }));
+      fields[name] = value;
+    }
+  } else {
+    throw problem(415, 'Unsupported content type', `send ${[...JSON_TYPES, ...FORM_TYPES].join(', ')}${type === '' ? '' : ` (got ${type.slice(0, 80)})`}`, {
+      headers: { 'Accept-Post': [...JSON_TYPES, ...FORM_TYPES].join(', ') },
+    });
+  }
+
+  checkFields(fields, route);
+  if (route.form !== undefined) return { json: JSON.stringify(mapFields(fields, route.form)) };
+  // No mapping: a JSON body goes as sent, a form as a flat object of its fields.
+  return { json: JSON.stringify(fields) };
+}
+
+function fieldErrors(errors: Record<string, string>) {
+  return { extensions: { errors: Object.entries(errors).map(([field, message]) => ({ field, message })) } };
+}
+
+/** Required fields present and non-empty; every string within the length limit (at any depth). */
+function checkFields(fields: Record<string, unknown>, route: RouteConfig): void {
+  const errors: Record<string, string> = {};
+  for (const name of route.required_fields) {
+    const v = fields[name];
+    if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) errors[name] = 'is required';
+  }
+  const walk = (v: unknown, path: string) => {
+    if (typeof v === 'string') {
+      if (v.length > route.max_field_length) errors[path] = `is longer than ${route.max_field_length} characters`;
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [k, child] of Object.entries(v)) walk(child, path === '' ? k : `${path}.${k}`);
+    }
+  };
+  walk(fields, '');
+  const names = Object.keys(errors);
+  if (names.length > 0) {
+    throw problem(422, 'Invalid submission', names.map((n) => `${n} ${errors[n]}`).join('; '), fieldErrors(errors));
+  }
+}
+
+/** Place each submitted field at its JSON path over a deep copy of the template. */
+function mapFields(fields: Record<string, unknown>, form: NonNullable<RouteConfig['form']>): unknown {
+  const out = structuredClone(form.template) as Record<string, unknown>;
+  const errors: Record<string, string> = {};
+  for (const [name, spec] of Object.entries(form.fields)) {
+    const raw = fields[name];
+    if (raw === undefined) continue;
+    const { path, type } = typeof spec === 'string' ? { path: spec, type: 'string' as FieldType } : spec;
+    const value = coerce(raw, type);
+    if (value === undefined) {
+      errors[name] = `must be ${type === 'integer' ? 'an integer' : `a ${type}`}`;
+      continue;
+    }
+    setPath(out, path, value);
+  }
+  if (Object.keys(errors).length > 0) {
+    throw problem(422, 'Invalid submission', Object.entries(errors).map(([n, m]) => `${n} ${m}`).join('; '), fieldErrors(errors));
+  }
+  return out;
+}
+
+function coerce(raw: unknown, type: FieldType): unknown {
+  if (type === 'string') return typeof raw === 'string' ? raw : typeof raw === 'number' || typeof raw === 'boolean' ? String(raw) : undefined;
+  if (type === 'boolean') {
+    if (typeof raw === 'boolean') return raw;
+    if (raw === 'true' || raw === 'on' || raw === '1') return true;
+    if (raw === 'false' || raw === 'off' || raw === '0') return false;
+    return undefined;
+  }
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+  if (!Number.isFinite(n)) return undefined;
+  if (type === 'integer' && !Number.isInteger(n)) return undefined;
+  return n;
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]!] = value;
+}

@@ -1,0 +1,116 @@
+/**
+ * @module Isolate token cache: reuse a token without a round trip to its TokenStore.
+ *
+ * A warm request makes no Durable Object call: the token is served from this isolate's memory until
+ * the store's `refreshAt`. Concurrent misses in one isolate share one store call, and a rejected
+ * token is invalidated here and in the store by compare-and-swap. For sliding tokens the isolate
+ * reports its use to the store every quarter lifetime, so a busy token stays alive everywhere.
+ */
+import { clock } from '../clock';
+import { problem, type ProblemError } from '../problem';
+import { storeName, type Env, type TokenKey, type TokenResult } from './store';
+
+interface Entry {
+  token: string;
+  expiresAt: number;
+  refreshAt: number;
+  lifetimeMs: number;
+  sliding: boolean;
+  /** Sliding tokens: last use seen by this isolate, and last use reported to the store. */
+  lastUsedAt: number;
+  lastReportedAt: number;
+}
+
+const entries = new Map<string, Entry>();
+const pending = new Map<string, Promise<TokenResult>>();
+
+/** Schedules work after the response (ExecutionContext.waitUntil). */
+export type WaitUntil = (promise: Promise<unknown>) => void;
+
+const keyOf = (k: TokenKey) => storeName(k);
+
+function storeFor(env: Env, key: TokenKey) {
+  return env.TOKEN_STORE.get(env.TOKEN_STORE.idFromName(storeName(key)));
+}
+
+/**
+ * A token for `key` that is good to use now. Throws a `ProblemError` (502/503 with Retry-After) when
+ * none can be had; an expired token is never returned.
+ */
+export async function getToken(env: Env, key: TokenKey, waitUntil?: WaitUntil): Promise<string> {
+  const k = keyOf(key);
+  const now = clock.now();
+  const e = entries.get(k);
+  if (e !== undefined && now < e.refreshAt && now < e.expiresAt) return use(env, key, e, now, waitUntil);
+
+  let call = pending.get(k);
+  if (call === undefined) {
+    call = storeFor(env, key).getToken(key);
+    pending.set(k, call);
+    void call.finally(() => pending.delete(k)).catch(() => undefined);
+  }
+  return remember(env, key, await call, waitUntil);
+}
+
+/**
+ * The API rejected `token`: forget it here, ask the store to replace it (compare-and-swap), and
+ * return the replacement. Concurrent reports of the same token share one store call.
+ */
+export async function invalidate(env: Env, key: TokenKey, token: string, waitUntil?: WaitUntil): Promise<string> {
+  const k = keyOf(key);
+  const e = entries.get(k);
+  if (e !== undefined && e.token !== token && clock.now() < e.expiresAt) return use(env, key, e, clock.now(), waitUntil);
+  if (e?.token === token) entries.delete(k);
+
+  const pk = `${k}\u0000invalidate\u0000${token}`;
+  let call = pending.get(pk);
+  if (call === undefined) {
+    call = storeFor(env, key).invalidate({ ...key, token });
+    pending.set(pk, call);
+    void call.finally(() => pending.delete(pk)).catch(() => undefined);
+  }
+  return remember(env, key, await call, waitUntil);
+}
+
+/** Forget every cached token of this isolate (tests, credential rotation). */
+export function clearIsolateCache(): void {
+  entries.clear();
+}
+
+function remember(env: Env, key: TokenKey, result: TokenResult, waitUntil?: WaitUntil): string {
+  if (!result.ok) throw unavailable(result);
+  const now = clock.now();
+  const e: Entry = {
+    token: result.token,
+    expiresAt: result.expiresAt,
+    refreshAt: result.refreshAt,
+    lifetimeMs: result.lifetimeMs,
+    sliding: result.sliding,
+    lastUsedAt: now,
+    lastReportedAt: now,
+  };
+  if (now >= e.expiresAt) throw problem(503, 'Upstream token unavailable', 'the token store returned an expired token', { retryAfter: 1 });
+  entries.set(keyOf(key), e);
+  return use(env, key, e, now, waitUntil);
+}
+
+function use(env: Env, key: TokenKey, e: Entry, now: number, waitUntil?: WaitUntil): string {
+  if (e.sliding) {
+    // Each use pushes a sliding token's expiry out, here and (every quarter lifetime) in the store.
+    const margin = e.expiresAt - e.refreshAt;
+    e.lastUsedAt = now;
+    e.expiresAt = Math.max(e.expiresAt, now + e.lifetimeMs);
+    e.refreshAt = Math.max(e.refreshAt, e.expiresAt - margin);
+    if (now - e.lastReportedAt >= e.lifetimeMs / 4) {
+      e.lastReportedAt = now;
+      const report = storeFor(env, key).touch({ ...key, token: e.token, at: now });
+      if (waitUntil !== undefined) waitUntil(report);
+      else void report.catch(() => undefined);
+    }
+  }
+  return e.token;
+}
+
+function unavailable(r: Extract<TokenResult, { ok: false }>): ProblemError {
+  return problem(r.status, r.title, r.detail, r.retryAfterSeconds === undefined ? {} : { retryAfter: r.retryAfterSeconds });
+}

@@ -1,0 +1,70 @@
+/**
+ * Test helpers: call the Worker, steer and read the stand-in upstreams, and check that no secret
+ * or token ever reaches a response.
+ */
+import { SELF } from 'cloudflare:test';
+import { expect } from 'vitest';
+import { ORIGIN, SECRETS } from './fixtures/config';
+import type { ApiBehaviour, Hit, TokenBehaviour } from './standin/upstreams';
+
+const CONTROL = 'http://control.standin';
+
+export async function hits(host?: string): Promise<Hit[]> {
+  return (await fetch(`${CONTROL}/hits${host === undefined ? '' : `?host=${host}.test`}`)).json();
+}
+
+export async function tokenHits(host: string): Promise<Hit[]> {
+  return (await hits(host)).filter((h) => /\/(oauth2\/)?token$|\/authorization$/.test(h.path));
+}
+
+export async function apiHits(host: string): Promise<Hit[]> {
+  return (await hits(host)).filter((h) => !/\/(oauth2\/)?token$|\/authorization$/.test(h.path));
+}
+
+export async function issuedTokens(host?: string): Promise<string[]> {
+  return (await fetch(`${CONTROL}/tokens${host === undefined ? '' : `?host=${host}.test`}`)).json();
+}
+
+export async function setToken(host: string, b: TokenBehaviour): Promise<void> {
+  await fetch(`${CONTROL}/token?host=${host}.test`, { method: 'POST', body: JSON.stringify(b) });
+}
+
+export async function setApi(host: string, b: ApiBehaviour): Promise<void> {
+  await fetch(`${CONTROL}/api?host=${host}.test`, { method: 'POST', body: JSON.stringify(b) });
+}
+
+export async function revoke(host: string): Promise<void> {
+  await fetch(`${CONTROL}/revoke?host=${host}.test`, { method: 'POST' });
+}
+
+/** Fail the test if any secret or any token ever issued appears in this response. */
+export async function assertNoLeak(res: Response, body: string): Promise<void> {
+  const sensitive = [...Object.values(SECRETS), ...(await issuedTokens())];
+  const headerText = [...res.headers].map(([k, v]) => `${k}: ${v}`).join('\n');
+  for (const s of sensitive) {
+    expect(body, 'a secret or token leaked into a response body').not.toContain(s);
+    expect(headerText, 'a secret or token leaked into a response header').not.toContain(s);
+  }
+}
+
+export interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: () => unknown;
+}
+
+/** Call the Worker (from an allowed origin unless told otherwise) and check the answer leaks nothing. */
+export async function call(path: string, init: RequestInit & { origin?: string | null } = {}): Promise<Answer> {
+  const headers = new Headers(init.headers);
+  const origin = init.origin === undefined ? ORIGIN : init.origin;
+  if (origin !== null && !headers.has('Origin')) headers.set('Origin', origin);
+  if (init.body !== undefined && !headers.has('Content-Type')) headers.set('Content-Type', 'application/json');
+  const res = await SELF.fetch(`https://injector.example${path}`, { ...init, headers, redirect: 'manual' });
+  const text = await res.text();
+  await assertNoLeak(res, text);
+  return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
+}
+
+export const post = (path: string, body: unknown, init: RequestInit & { origin?: string | null } = {}) =>
+  call(path, { method: 'POST', body: JSON.stringify(body), ...init });

@@ -1,0 +1,181 @@
+/**
+ * Stand-in upstreams for the tests: token endpoints and APIs on fake hosts (`https://<name>.test`),
+ * served from Node through Miniflare's `outboundService`, so every `fetch` the Worker (and its
+ * Durable Objects) makes lands here. Each request is recorded; tests read the records and steer the
+ * behaviour through `http://control.standin/…` (see `test/helpers.ts`).
+ *
+ * Token endpoints: any path ending in `/token`, `/oauth2/token` or `/authorization`.
+ * APIs: any other path. An API call is accepted when one of its headers carries a live token of its
+ * host, and answers 200 with an echo of the method, path and JSON body (never the token).
+ */
+
+export interface Hit {
+  host: string;
+  method: string;
+  path: string;
+  search: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** How a host's token endpoint answers. */
+export interface TokenBehaviour {
+  /** `json` (default) or `text` (a bare JWT). */
+  format?: 'json' | 'text';
+  tokenField?: string;
+  expiresField?: string;
+  /** The lifetime field's value; `null` leaves it out. Default 3600. */
+  expiresIn?: number | string | null;
+  /** Issue JWTs with this many seconds until `exp` (relative to `jwtNow`). */
+  jwtExpSeconds?: number;
+  /** Epoch seconds used as "now" for JWT `exp` (tests run on a fake clock). */
+  jwtNow?: number;
+  /** Answer every token request with this status and body instead of a token. */
+  status?: number;
+  body?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+  /** Answer after this many ms (longer than the Worker's timeout = a timeout). */
+  delayMs?: number;
+  /** Fail this many requests with 503 first, then succeed. */
+  failNext?: number;
+}
+
+/** How a host's API answers. */
+export interface ApiBehaviour {
+  /** Reject this many calls with `rejectStatus` (as if the token were bad), whatever the token. */
+  rejectNext?: number;
+  /** Status used for rejections (default 401). */
+  rejectStatus?: number;
+  /** Answer every accepted call with this status and body. */
+  status?: number;
+  body?: string;
+  headers?: Record<string, string>;
+  delayMs?: number;
+  /** Close the connection instead of answering. */
+  unreachable?: boolean;
+}
+
+interface HostState {
+  token: TokenBehaviour;
+  api: ApiBehaviour;
+  issued: string[];
+  revoked: Set<string>;
+}
+
+const hits: Hit[] = [];
+const hosts = new Map<string, HostState>();
+let counter = 0;
+
+function host(name: string): HostState {
+  let h = hosts.get(name);
+  if (h === undefined) {
+    h = { token: {}, api: {}, issued: [], revoked: new Set() };
+    hosts.set(name, h);
+  }
+  return h;
+}
+
+const json = (v: unknown, status = 200, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(v), { status, headers: { 'Content-Type': 'application/json', ...headers } });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function b64url(s: string): string {
+  return Buffer.from(s).toString('base64url');
+}
+
+function isTokenPath(path: string): boolean {
+  return /\/(oauth2\/)?token$|\/authorization$/.test(path);
+}
+
+/** The outboundService handler. */
+export async function standIn(request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  if (url.hostname === 'control.standin') return control(url, request);
+
+  const body = await request.text();
+  const headers: Record<string, string> = {};
+  request.headers.forEach((v, k) => (headers[k] = v));
+  hits.push({ host: url.hostname, method: request.method, path: url.pathname, search: url.search, headers, body });
+  const h = host(url.hostname);
+  return isTokenPath(url.pathname) ? tokenAnswer(url.hostname, h) : apiAnswer(h, request, body, url);
+}
+
+async function tokenAnswer(name: string, h: HostState): Promise<Response> {
+  const t = h.token;
+  if (t.delayMs !== undefined) await sleep(t.delayMs);
+  if (t.failNext !== undefined && t.failNext > 0) {
+    t.failNext--;
+    return new Response('<html>Service Unavailable</html>', { status: 503, headers: { 'Content-Type': 'text/html' } });
+  }
+  if (t.status !== undefined && t.status !== 200) {
+    return new Response(t.body ?? '', { status: t.status, headers: { 'Content-Type': t.contentType ?? 'application/json', ...t.headers } });
+  }
+  if (t.body !== undefined) return new Response(t.body, { status: 200, headers: { 'Content-Type': t.contentType ?? 'application/json' } });
+
+  counter++;
+  let token = `tok_${name.replace(/\W/g, '_')}_${counter}_${Math.random().toString(36).slice(2, 10)}`;
+  if (t.jwtExpSeconds !== undefined || t.format === 'text') {
+    const now = t.jwtNow ?? Math.floor(Date.now() / 1000);
+    const claims: Record<string, unknown> = { sub: token, iat: now };
+    if (t.jwtExpSeconds !== undefined) claims.exp = now + t.jwtExpSeconds;
+    token = `${b64url('{"alg":"HS256","typ":"JWT"}')}.${b64url(JSON.stringify(claims))}.${b64url(`sig${counter}`)}`;
+  }
+  h.issued.push(token);
+  if (t.format === 'text') return new Response(token, { status: 200, headers: { 'Content-Type': 'application/jwt' } });
+  const answer: Record<string, unknown> = { [t.tokenField ?? 'access_token']: token, token_type: 'bearer' };
+  const expiresIn = t.expiresIn === undefined ? 3600 : t.expiresIn;
+  if (expiresIn !== null) answer[t.expiresField ?? 'expires_in'] = expiresIn;
+  return json(answer);
+}
+
+async function apiAnswer(h: HostState, request: Request, body: string, url: URL): Promise<Response> {
+  const a = h.api;
+  if (a.delayMs !== undefined) await sleep(a.delayMs);
+  if (a.unreachable) throw new Error('connection refused');
+  const rejectStatus = a.rejectStatus ?? 401;
+  const reject = () => json({ error: 'invalid_token' }, rejectStatus, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+  if (a.rejectNext !== undefined && a.rejectNext > 0) {
+    a.rejectNext--;
+    return reject();
+  }
+  const presented = [...request.headers.values()].join('\n');
+  const live = h.issued.some((t) => !h.revoked.has(t) && presented.includes(t));
+  if (!live) return reject();
+  if (a.status !== undefined) return new Response(a.body ?? '', { status: a.status, headers: { 'Content-Type': 'application/json', ...a.headers } });
+  let parsed: unknown = null;
+  try {
+    parsed = body === '' ? null : JSON.parse(body);
+  } catch {
+    parsed = body;
+  }
+  return json({ ok: true, method: request.method, path: url.pathname, body: parsed }, 200, { 'Set-Cookie': 'upstream=1', 'X-Upstream-Internal': 'yes', ...a.headers });
+}
+
+async function control(url: URL, request: Request): Promise<Response> {
+  const name = url.searchParams.get('host') ?? '';
+  switch (url.pathname) {
+    case '/hits':
+      return json(hits.filter((h) => name === '' || h.host === name));
+    case '/tokens':
+      return json(name === '' ? [...hosts.values()].flatMap((h) => h.issued) : host(name).issued);
+    case '/token':
+      host(name).token = (await request.json()) as TokenBehaviour;
+      return json({ ok: true });
+    case '/api':
+      host(name).api = (await request.json()) as ApiBehaviour;
+      return json({ ok: true });
+    case '/revoke': {
+      const h = host(name);
+      for (const t of h.issued) h.revoked.add(t);
+      return json({ ok: true });
+    }
+    case '/reset':
+      hits.length = 0;
+      hosts.clear();
+      return json({ ok: true });
+    default:
+      return json({ error: 'unknown control path' }, 404);
+  }
+}
