@@ -4,18 +4,26 @@ import { ROUTES, SECRETS, UPSTREAMS } from './test/fixtures/config.ts';
 import { standIn } from './test/standin/upstreams.ts';
 
 export default defineConfig({
-  plugins: [
-    cloudflareTest({
-      wrangler: { configPath: './wrangler.toml' },
-      miniflare: {
-        bindings: { UPSTREAMS, ROUTES, ...SECRETS },
-        // Every fetch the Worker and its Durable Objects make lands on the stand-in upstreams.
-        outboundService: standIn,
-      },
-    }),
-  ],
   test: {
-    include: ['test/**/*.test.ts'],
-    testTimeout: 30_000,
+    projects: [
+      {
+        // The Worker itself, inside workerd.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: {
+              bindings: { UPSTREAMS, ROUTES, ...SECRETS },
+              // Every fetch the Worker and its Durable Objects make lands on the stand-in upstreams.
+              outboundService: standIn,
+            },
+          }),
+        ],
+        test: { name: 'worker', include: ['test/worker/**/*.test.ts'], testTimeout: 30_000 },
+      },
+      {
+        // Node-side pieces: the demo coding service, the start script, browser tests.
+        test: { name: 'node', environment: 'node', include: ['test/node/**/*.test.ts'], testTimeout: 60_000 },
+      },
+    ],
   },
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { apiHits, post, tokenHits } from './helpers';
+import { apiHits, post, tokenHits } from '../helpers';
 
 describe('smoke', () => {
   it('forwards with a token', async () => {
