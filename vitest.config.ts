@@ -18,7 +18,7 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: 'worker', include: ['test/worker/**/*.test.ts'], testTimeout: 30_000 },
+        test: { name: 'worker', include: ['test/worker/**/*.test.ts'], setupFiles: ['test/worker/setup.ts'], testTimeout: 30_000 },
       },
       {
         // Node-side pieces: the demo coding service, the start script, browser tests.

@@ -221,13 +221,15 @@ const cache = new WeakMap<object, Config | ConfigError>();
 
 /**
  * The validated config for this `env`, parsed once per isolate (env is the same object for every
- * request of an isolate). Throws `ConfigError`.
+ * request of an isolate), with every secret it names present. Throws `ConfigError`.
  */
 export function loadConfig(env: ConfigVars): Config {
   let entry = cache.get(env);
   if (entry === undefined) {
     try {
       entry = parseConfig(env);
+      // Every secret a config names must be set: fail at start, not at the first token request.
+      for (const [name, u] of Object.entries(entry.upstreams)) readCredentials(name, u, env);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       entry = e;

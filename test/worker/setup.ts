@@ -1,0 +1,27 @@
+/**
+ * Runs around every Worker test: whatever the Worker logs (structured lines from the token store,
+ * errors) must never contain a secret or a token. Responses are checked by `call()` in helpers.ts.
+ */
+import { afterEach, beforeEach, expect, vi } from 'vitest';
+import { SECRETS } from '../fixtures/config';
+import { issuedTokens } from '../helpers';
+
+let lines: string[] = [];
+
+beforeEach(() => {
+  lines = [];
+  for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) {
+    const original = console[level].bind(console);
+    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+      lines.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a) ?? String(a))).join(' '));
+      original(...args);
+    });
+  }
+});
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  const sensitive = [...Object.values(SECRETS), ...(await issuedTokens())];
+  const text = lines.join('\n');
+  for (const s of sensitive) expect(text, 'a secret or token reached a log line').not.toContain(s);
+});

@@ -1,0 +1,117 @@
+/**
+ * A failing token endpoint (issue 2, point 6): bounded retries, cool-downs, clear errors, and the
+ * first success recovers everyone. On a fake clock; retry pauses are real but short.
+ */
+import { describe, expect, it } from 'vitest';
+import { MAX_OUTAGE_BACKOFF_MS } from '../../src/token/store';
+import { apiHits, post, setToken, tokenHits } from '../helpers';
+import { fakeClock, MINUTE, SECOND } from './token-helpers';
+
+/**
+ * The documented bound: during an outage a refresh cycle sends at most `max_attempts` requests, and
+ * cycles are spaced by a cool-down of 1 s, 2 s, 4 s … capped at 60 s. So an outage of T seconds
+ * costs at most attempts × (cycles that fit in T).
+ */
+function outageBound(seconds: number, attempts: number): number {
+  let cycles = 0;
+  for (let t = 0, k = 0; t <= seconds; k++) {
+    cycles++;
+    t += Math.min(2 ** k, MAX_OUTAGE_BACKOFF_MS / 1000);
+  }
+  return cycles * attempts;
+}
+
+describe('token endpoint down', () => {
+  it('during a 10-minute outage token requests stay within the bound, callers get 503 + Retry-After; the first success recovers everyone', async () => {
+    const clock = fakeClock();
+    await setToken('outage', { status: 503, body: '<html>down</html>', contentType: 'text/html' });
+    for (let s = 0; s <= 600; s += 2) {
+      const answers = await Promise.all(Array.from({ length: 5 }, () => post('/t/outage', { s })));
+      for (const a of answers) {
+        expect(a.status).toBe(503);
+        expect(a.headers.get('Content-Type')).toContain('application/problem+json');
+        expect(Number(a.headers.get('Retry-After'))).toBeGreaterThanOrEqual(1);
+        expect(a.json()).toMatchObject({ title: 'Upstream token endpoint unavailable', detail: 'token endpoint answered 503' });
+      }
+      clock.advance(2 * SECOND);
+    }
+    const during = (await tokenHits('outage')).length;
+    expect(during).toBeLessThanOrEqual(outageBound(600, 3));
+    expect(during).toBeGreaterThan(3); // it did keep trying
+    expect(await apiHits('outage')).toHaveLength(0);
+
+    await setToken('outage', {}); // back up
+    clock.advance(MAX_OUTAGE_BACKOFF_MS);
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => post('/t/outage', { i })));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect((await tokenHits('outage')).length).toBe(during + 1);
+  });
+
+  it('a transient failure is retried within the same call: two 503s, then a token → 200', async () => {
+    fakeClock();
+    await setToken('flaky', { failNext: 2 });
+    const res = await post('/t/flaky', {});
+    expect(res.status).toBe(200);
+    expect(await tokenHits('flaky')).toHaveLength(3);
+  });
+
+  it('timeouts: each attempt is bounded by the deadline; the caller gets 503 within it', async () => {
+    fakeClock();
+    await setToken('slow', { delayMs: 2000 });
+    const res = await post('/t/slow', {});
+    expect(res.status).toBe(503);
+    expect(res.json()).toMatchObject({ detail: 'token request timed out' });
+    expect((await tokenHits('slow')).length).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('token endpoint throttling (429, or ABS 403)', () => {
+  it('429 with Retry-After opens a cool-down: no token request until it ends, callers get 503 + Retry-After', async () => {
+    const clock = fakeClock();
+    await setToken('throttled', { status: 429, body: '{"error":"slow_down"}', headers: { 'Retry-After': '30' } });
+    const first = await post('/t/throttled', {});
+    expect(first.status).toBe(503);
+    expect(first.headers.get('Retry-After')).toBe('30');
+    expect(await tokenHits('throttled')).toHaveLength(1);
+
+    clock.advance(10 * SECOND);
+    await setToken('throttled', {});
+    const during = await Promise.all(Array.from({ length: 20 }, () => post('/t/throttled', {})));
+    expect(during.every((a) => a.status === 503 && a.headers.get('Retry-After') === '20')).toBe(true);
+    expect(await tokenHits('throttled')).toHaveLength(1);
+
+    clock.advance(21 * SECOND);
+    expect((await post('/t/throttled', {})).status).toBe(200);
+    expect(await tokenHits('throttled')).toHaveLength(2);
+  });
+
+  it('403 without Retry-After uses the configured cool-down', async () => {
+    const clock = fakeClock(Date.UTC(2026, 10, 24));
+    await setToken('throttled', { status: 403, body: '{"message":"Too many token requests"}' });
+    const before = (await tokenHits('throttled')).length;
+    const res = await post('/t/throttled', {});
+    expect(res.status).toBe(503);
+    expect(res.headers.get('Retry-After')).toBe('120');
+    clock.advance(119 * SECOND);
+    expect((await post('/t/throttled', {})).status).toBe(503);
+    expect((await tokenHits('throttled')).length - before).toBe(1);
+    clock.advance(2 * MINUTE);
+    await setToken('throttled', {});
+    expect((await post('/t/throttled', {})).status).toBe(200);
+  });
+});
+
+describe('credentials refused', () => {
+  it('401 invalid_client → 502 with a clear message that echoes no credential', async () => {
+    fakeClock();
+    await setToken('badcreds', { status: 401, body: '{"error":"invalid_client","error_description":"bad secret definitely-wrong-secret for client1"}' });
+    const res = await post('/t/badcreds', {});
+    expect(res.status).toBe(502);
+    const body = res.json() as { title: string; detail: string };
+    expect(body.title).toBe('Upstream refused the credentials');
+    expect(body.detail).toContain('invalid_client');
+    expect(res.text).not.toContain('client1');
+    // Not retried within the call (retrying a refused credential cannot help).
+    expect(await tokenHits('badcreds')).toHaveLength(1);
+  });
+});

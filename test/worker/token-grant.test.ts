@@ -1,0 +1,115 @@
+/**
+ * Each token-request style sends exactly what its upstream requires, and the answer is read
+ * correctly (issue 2, point 3). Assertions are made at the stand-in token endpoint.
+ */
+import { describe, expect, it } from 'vitest';
+import { apiHits, post, setToken, tokenHits } from '../helpers';
+import { fakeClock, store } from './token-helpers';
+
+const form = (body: string) => Object.fromEntries(new URLSearchParams(body));
+
+async function lifetimeSeconds(upstream: string, scope = ''): Promise<number> {
+  const { key, stub } = store(upstream, scope);
+  const s = await stub.status(key);
+  return Math.round(((s.expiresAt ?? 0) - (s.issuedAt ?? 0)) / 1000);
+}
+
+describe('client_secret_basic', () => {
+  it('form-urlencodes id and secret before base64 (RFC 6749 §2.3.1), so p@ss:w/rd+% works', async () => {
+    expect((await post('/t/basic', {})).status).toBe(200);
+    const [hit] = await tokenHits('basic');
+    expect(hit!.method).toBe('POST');
+    expect(hit!.path).toBe('/oauth2/token');
+    expect(hit!.headers['content-type']).toBe('application/x-www-form-urlencoded');
+    expect(hit!.headers.authorization).toBe(`Basic ${btoa('client1:p%40ss%3Aw%2Frd%2B%25')}`);
+    expect(form(hit!.body)).toEqual({ grant_type: 'client_credentials' });
+    expect((await apiHits('basic'))[0]!.headers.authorization).toMatch(/^Bearer tok_basic_/);
+  });
+});
+
+describe('client_secret_post with scope and extra params (AEMO IDX)', () => {
+  it('sends id, secret, grant_type, the normalised scope and audience in the body, no Authorization', async () => {
+    expect((await post('/t/post', {})).status).toBe(200);
+    const [hit] = await tokenHits('post');
+    expect(hit!.headers.authorization).toBeUndefined();
+    expect(form(hit!.body)).toEqual({
+      grant_type: 'client_credentials',
+      client_id: 'idx-client',
+      client_secret: 'post-secret-Zq9!',
+      scope: 'alpha beta',
+      audience: 'https://idx.example',
+    });
+  });
+
+  it('each distinct scope set is its own token; the same set in another order or with repeats is not', async () => {
+    const before = (await apiHits('post')).length;
+    expect((await post('/t/post', {})).status).toBe(200);
+    expect((await post('/t/post/same', {})).status).toBe(200); // "alpha  beta alpha" = "alpha beta"
+    expect((await post('/t/post/gamma', {})).status).toBe(200);
+    const hits = await tokenHits('post');
+    expect(hits.map((h) => form(h.body).scope)).toEqual(['alpha beta', 'gamma']);
+    const api = (await apiHits('post')).slice(before);
+    expect(api[0]!.headers.authorization).toBe(api[1]!.headers.authorization);
+    expect(api[2]!.headers.authorization).not.toBe(api[0]!.headers.authorization);
+  });
+});
+
+describe('GET /token answering a bare JWT (directory API)', () => {
+  it('sends a GET with Basic credentials and no body, reads the whole body as the token and its exp as lifetime', async () => {
+    const clock = fakeClock();
+    await setToken('directory', { format: 'text', jwtExpSeconds: 86_400, jwtNow: clock.now() / 1000 });
+    expect((await post('/t/directory', {})).status).toBe(200);
+    const [hit] = await tokenHits('directory');
+    expect(hit!.method).toBe('GET');
+    expect(hit!.path).toBe('/token');
+    expect(hit!.search).toBe('?grant_type=client_credentials');
+    expect(hit!.body).toBe('');
+    expect(hit!.headers.authorization).toMatch(/^Basic /);
+    const api = await apiHits('directory');
+    expect(api[0]!.headers.authorization).toMatch(/^Bearer eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(await lifetimeSeconds('directory')).toBe(86_400);
+  });
+});
+
+describe('username/password form login (seed 003)', () => {
+  it('posts the username and password fields to /authorization, with no client authentication', async () => {
+    expect((await post('/t/login', {})).status).toBe(200);
+    const [hit] = await tokenHits('login');
+    expect(hit!.path).toBe('/authorization');
+    expect(hit!.headers.authorization).toBeUndefined();
+    expect(hit!.body).toBe('username=alice%40example.org&password=hunter2-correct-horse');
+    expect((await apiHits('login'))[0]!.headers.authorization).toMatch(/^Bearer tok_login_/);
+  });
+});
+
+describe('reading the answer', () => {
+  it('custom field names and a lifetime given as a numeric string', async () => {
+    await setToken('custom', { tokenField: 'accessToken', expiresField: 'ttl', expiresIn: '120' });
+    expect((await post('/t/custom', {})).status).toBe(200);
+    expect((await apiHits('custom'))[0]!.headers.authorization).toMatch(/^Bearer tok_custom_/);
+    expect(await lifetimeSeconds('custom')).toBe(120);
+  });
+
+  it('no lifetime in the answer: the JWT exp is used', async () => {
+    const clock = fakeClock();
+    await setToken('jwtexp', { expiresIn: null, jwtExpSeconds: 600, jwtNow: clock.now() / 1000 });
+    expect((await post('/t/jwtexp', {})).status).toBe(200);
+    expect(await lifetimeSeconds('jwtexp')).toBe(600);
+  });
+
+  it('neither lifetime nor JWT: the configured default', async () => {
+    await setToken('fallback', { expiresIn: null });
+    expect((await post('/t/fallback', {})).status).toBe(200);
+    expect(await lifetimeSeconds('fallback')).toBe(900);
+  });
+
+  it('an answer without the token field is a failure, never an empty token', async () => {
+    await setToken('notoken', { body: '{"token_type":"bearer"}' });
+    const res = await post('/t/notoken', {});
+    expect(res.status).toBe(503);
+    expect(res.headers.get('Content-Type')).toContain('application/problem+json');
+    expect(res.json()).toMatchObject({ detail: expect.stringContaining('no "access_token"') });
+    expect(await apiHits('notoken')).toHaveLength(0);
+    expect(await tokenHits('notoken')).toHaveLength(3); // max_attempts, then the cool-down
+  });
+});
