@@ -25,3 +25,21 @@ export function egressFor(name: string, upstream: UpstreamConfig, env: object): 
     }
   }
 }
+
+/**
+ * Send `request` through `egress`, aborting after `ms`. Throws an error named `TimeoutError` on
+ * timeout. The timer is cleared as soon as an answer arrives: a pending `AbortSignal.timeout` would
+ * keep a Durable Object busy (and unevictable) for its whole length.
+ */
+export async function sendWithin(egress: Egress, request: Request, ms: number): Promise<Response> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DOMException('upstream timed out', 'TimeoutError')), ms);
+  try {
+    return await egress(new Request(request, { signal: controller.signal }));
+  } catch (e) {
+    if (controller.signal.aborted) throw new DOMException('upstream timed out', 'TimeoutError');
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
