@@ -1,0 +1,224 @@
+/**
+ * @module Occupation matcher for the demo coding service: free text in, ranked ANZSCO codes out.
+ *
+ * Pure and deterministic, no dependencies: the caller loads the occupation list (see
+ * `parseOccupations`) and hands it to `createMatcher`, which does every piece of work that does not
+ * depend on the input (tokenising titles and keywords, document frequencies, an inverted index) once,
+ * so coding a record only looks up the tokens it has.
+ *
+ * Scoring, in short: every input token that an occupation knows earns its inverse document
+ * frequency, times 1.5 if it is part of the occupation's title or one of its keyword phrases written
+ * out whole, else 1 if it is a title word or 0.5 if it is a keyword word. The occupation text counts
+ * twice as much as the tasks text. The confidence is that score over the best score the input could
+ * earn, scaled down a little for title words the input does not mention. It is a demo heuristic, not
+ * the ABS's model.
+ */
+
+/** One occupation as stored in `demo/data/occupations.json`. */
+export interface Occupation {
+  /** Six-digit ANZSCO occupation code, e.g. "261312". */
+  code: string;
+  /** ANZSCO title, e.g. "Developer Programmer". */
+  title: string;
+  /** Words and short phrases people use for this job or its tasks (synonyms, typical duties). */
+  keywords: string[];
+}
+
+/** One suggestion, in the field names of the ABS Coding Service's answer. */
+export interface Suggestion {
+  codeCategory: string;
+  codeLabel: string;
+  /** In (0, 1], two decimals. */
+  codeConfidence: number;
+}
+
+/** The record to code: what the respondent wrote. */
+export interface CodingInput {
+  /** Occupation title as written ("software developer"); weighted higher. */
+  occp_text: string;
+  /** Main tasks and duties as written; optional. */
+  tasks_text?: string;
+}
+
+export interface Matcher {
+  /** How many occupations it codes to. */
+  readonly size: number;
+  /** Up to `limit` suggestions, best first; empty when no word of the input is known. */
+  code(input: CodingInput, limit: number): Suggestion[];
+}
+
+/** How much a token matched in the occupation text counts against one in the tasks text. */
+const OCCP_WEIGHT = 2;
+const TASKS_WEIGHT = 1;
+/** What a token earns for being in a whole title or keyword phrase, a title word, a keyword word. */
+const PHRASE_MATCH = 1.5;
+const TITLE_MATCH = 1;
+const KEYWORD_MATCH = 0.5;
+/** Tasks text rarely is all explained by one occupation: it counts this much of its best towards 100 %. */
+const TASKS_EXPECTED = 0.75;
+/** Floor of the title-coverage factor: an occupation none of whose title words appear keeps this much. */
+const COVERAGE_FLOOR = 0.75;
+
+const STOPWORDS = new Set(
+  (
+    'a an and the of for in on at to with by from as or is are be been was were am i im my me we our ' +
+    'you your they their them he she his her this that these those it its into onto over under up out ' +
+    'about also all any some such etc eg ie other others do does did doing done not no yes can will ' +
+    'work works working worked job jobs role position duty duties responsible responsibility ' +
+    'responsibilities include including various day daily nec general excluding aus nz'
+  ).split(' '),
+);
+
+/**
+ * Lower-case words with plurals folded ("Nurses" → "nurse"), stopwords and one-letter words dropped.
+ * "IT" written in capitals becomes "ict", ANZSCO's word for it, so "IT support" is not "it".
+ */
+export function tokenize(text: string): string[] {
+  const spelled = text
+    .replace(/\bIT\b/g, ' ict ')
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/['\u2019]/g, '');
+  const tokens: string[] = [];
+  for (const word of spelled.split(/[^a-z0-9]+/)) {
+    if (word.length < 2 || STOPWORDS.has(word)) continue;
+    tokens.push(stem(word));
+  }
+  return tokens;
+}
+
+/** Folds the common English plurals; the same function runs on data and input, so it need only be consistent. */
+function stem(word: string): string {
+  if (word.length > 4 && word.endsWith('ies')) return `${word.slice(0, -3)}y`;
+  if (word.endsWith('sses')) return word.slice(0, -2);
+  if (word.length > 3 && word.endsWith('s') && !/(ss|us|is)$/.test(word)) return word.slice(0, -1);
+  return word;
+}
+
+/**
+ * Checks the shape of the occupation list (as parsed from JSON) and returns it typed.
+ * Throws an Error naming the first bad entry.
+ */
+export function parseOccupations(value: unknown): Occupation[] {
+  if (!Array.isArray(value)) throw new Error('occupations: expected a JSON array');
+  const seen = new Set<string>();
+  return value.map((entry: unknown, i): Occupation => {
+    const where = `occupations[${i}]`;
+    if (typeof entry !== 'object' || entry === null) throw new Error(`${where}: expected an object`);
+    const { code, title, keywords } = entry as Record<string, unknown>;
+    if (typeof code !== 'string' || !/^\d{6}$/.test(code)) throw new Error(`${where}: "code" must be six digits`);
+    if (seen.has(code)) throw new Error(`${where}: code ${code} appears twice`);
+    seen.add(code);
+    if (typeof title !== 'string' || tokenize(title).length === 0) throw new Error(`${where}: "title" must be a non-empty string`);
+    if (!Array.isArray(keywords) || !keywords.every((k): k is string => typeof k === 'string')) {
+      throw new Error(`${where}: "keywords" must be an array of strings`);
+    }
+    return { code, title, keywords };
+  });
+}
+
+/** An occupation with everything the scorer needs worked out ahead. */
+interface Indexed {
+  occupation: Occupation;
+  /** token → TITLE_MATCH or KEYWORD_MATCH (the higher when both). */
+  weights: Map<string, number>;
+  titleTokens: Set<string>;
+  /** Token sequences whose appearance as written earns PHRASE_MATCH: title, title head, each keyword. */
+  phrases: string[][];
+}
+
+/** Builds a matcher over these occupations (assumed already checked by `parseOccupations`). */
+export function createMatcher(occupations: readonly Occupation[]): Matcher {
+  const indexed = occupations.map(indexOccupation);
+
+  const byToken = new Map<string, number[]>();
+  indexed.forEach((o, i) => {
+    for (const token of o.weights.keys()) {
+      const list = byToken.get(token);
+      if (list === undefined) byToken.set(token, [i]);
+      else list.push(i);
+    }
+  });
+  const idf = new Map<string, number>();
+  for (const [token, list] of byToken) idf.set(token, Math.log(1 + indexed.length / list.length));
+
+  return {
+    size: indexed.length,
+    code(input: CodingInput, limit: number): Suggestion[] {
+      const fields = [
+        { tokens: tokenize(input.occp_text), weight: OCCP_WEIGHT, expected: 1 },
+        { tokens: tokenize(input.tasks_text ?? ''), weight: TASKS_WEIGHT, expected: TASKS_EXPECTED },
+      ].map((f) => ({ ...f, known: [...new Set(f.tokens)].filter((t) => idf.has(t)) }));
+
+      // The best an occupation could earn for this input: every known token in a phrase it matches whole.
+      let best = 0;
+      for (const f of fields) {
+        for (const t of f.known) best += f.weight * f.expected * PHRASE_MATCH * (idf.get(t) ?? 0);
+      }
+      if (best === 0) return [];
+
+      const candidates = new Set<number>();
+      for (const f of fields) for (const t of f.known) for (const i of byToken.get(t) ?? []) candidates.add(i);
+
+      const allTokens = new Set(fields.flatMap((f) => f.known));
+      const ranked: { o: Indexed; confidence: number }[] = [];
+      for (const i of candidates) {
+        const o = indexed[i];
+        if (o === undefined) continue;
+        let score = 0;
+        for (const f of fields) {
+          const inPhrase = phraseTokens(o.phrases, f.tokens);
+          for (const t of f.known) {
+            const match = inPhrase.has(t) ? PHRASE_MATCH : (o.weights.get(t) ?? 0);
+            score += f.weight * match * (idf.get(t) ?? 0);
+          }
+        }
+        let covered = 0;
+        for (const t of o.titleTokens) if (allTokens.has(t)) covered++;
+        const coverage = covered / o.titleTokens.size;
+        const confidence = Math.min(1, score / best) * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * coverage);
+        if (confidence > 0) ranked.push({ o, confidence });
+      }
+
+      ranked.sort((a, b) => b.confidence - a.confidence || a.o.occupation.code.localeCompare(b.o.occupation.code));
+      return ranked.slice(0, Math.max(0, limit)).map(({ o, confidence }) => ({
+        codeCategory: o.occupation.code,
+        codeLabel: o.occupation.title,
+        codeConfidence: Math.max(0.01, Math.round(confidence * 100) / 100),
+      }));
+    },
+  };
+}
+
+function indexOccupation(occupation: Occupation): Indexed {
+  const titleTokens = tokenize(occupation.title);
+  const weights = new Map<string, number>();
+  for (const t of titleTokens) weights.set(t, TITLE_MATCH);
+  const phrases = [titleTokens];
+  const head = tokenize(occupation.title.replace(/\(.*$/, ''));
+  if (head.length > 0 && head.length < titleTokens.length) phrases.push(head);
+  for (const keyword of occupation.keywords) {
+    const tokens = tokenize(keyword);
+    if (tokens.length === 0) continue;
+    phrases.push(tokens);
+    for (const t of tokens) if (!weights.has(t)) weights.set(t, KEYWORD_MATCH);
+  }
+  return { occupation, weights, titleTokens: new Set(titleTokens), phrases };
+}
+
+/** Tokens of `text` covered by some phrase appearing in it contiguously (each token once). */
+function phraseTokens(phrases: readonly string[][], text: readonly string[]): Set<string> {
+  const covered = new Set<string>();
+  if (text.length === 0) return covered;
+  for (const phrase of phrases) {
+    if (phrase.length > text.length) continue;
+    for (let start = 0; start + phrase.length <= text.length; start++) {
+      if (phrase.every((t, k) => text[start + k] === t)) {
+        for (const t of phrase) covered.add(t);
+        break;
+      }
+    }
+  }
+  return covered;
+}
