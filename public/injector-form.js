@@ -1,0 +1,148 @@
+/**
+ * injector-form.js: progressive enhancement for plain HTML forms posting through
+ * edge-token-injector. No dependencies, no build step; without it the form posts as usual.
+ *
+ *   <form action="https://YOUR-WORKER/api/code/occp" method="post" data-injector>
+ *     ...fields... <button>Send</button> <div data-injector-output></div>
+ *   </form>
+ *   <script src="https://YOUR-WORKER/injector-form.js" defer></script>
+ *
+ * Submits with fetch (the form's method and action, fields urlencoded, Accept: application/json);
+ * in flight the submit buttons are disabled, aria-busy set, repeats ignored. Retries once, only
+ * where nothing runs twice: a Worker problem+json 503/429 with Retry-After <= 10 s, or a network
+ * error on a GET. Output: [data-injector-output] in the form, or [data-injector-output="FORM-ID"],
+ * or a new div after the form. Events on the form, bubbling; preventDefault() to render yourself:
+ *   injector:result {status, data}                    default: pretty JSON in a <pre>
+ *   injector:error  {status, data, problem, message}  status 0: no answer (network, timeout, or
+ *                   this origin not allowed); problem `errors` [{field, message}] mark fields.
+ */
+(() => {
+  'use strict';
+  if (window.__injectorForm) return; // included twice: one listener is enough
+  window.__injectorForm = true;
+
+  const busy = new WeakSet();
+  const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
+  const el = (tag, props, text) => Object.assign(document.createElement(tag), props, text == null ? {} : { textContent: text });
+  const describedBy = (f, ids) => (ids.length ? f.setAttribute('aria-describedby', ids.join(' ')) : f.removeAttribute('aria-describedby'));
+
+  // getAttribute, as a field named "id", "action" or "method" shadows the form's property.
+  function outputOf(form) {
+    const id = form.getAttribute('id');
+    let out = form.querySelector('[data-injector-output]') || (id && document.querySelector(`[data-injector-output="${CSS.escape(id)}"]`));
+    if (!out) form.after((out = el('div')));
+    return out;
+  }
+
+  /** The answer as {status, ok, data, problem}; throws on a network error or timeout. */
+  async function send(url, init) {
+    for (let retry = true; ; retry = false) {
+      let res;
+      try {
+        res = await fetch(url, { ...init, signal: AbortSignal.timeout(30000) });
+      } catch (err) {
+        if (retry && init.method === 'GET' && err.name !== 'TimeoutError') { await sleep(1); continue; }
+        throw err;
+      }
+      const type = res.headers.get('Content-Type') || '';
+      let data = await res.text();
+      if (/[/+]json\b/i.test(type)) try { data = JSON.parse(data); } catch { /* keep the text */ }
+      const problem = /^application\/problem\+json/i.test(type) && typeof data === 'object' ? data : null;
+      const wait = Number(res.headers.get('Retry-After') || NaN); // the Worker sends seconds
+      if (retry && problem && (res.status === 503 || res.status === 429) && wait >= 0 && wait <= 10) { await sleep(wait); continue; }
+      return { status: res.status, ok: res.ok, data, problem };
+    }
+  }
+
+  function clearFieldErrors(form) {
+    for (const m of form.querySelectorAll('.injector-field-error')) m.remove();
+    for (const f of form.querySelectorAll('[data-injector-error]')) {
+      describedBy(f, (f.getAttribute('aria-describedby') || '').split(' ').filter((id) => id && id !== f.dataset.injectorError));
+      f.removeAttribute('aria-invalid');
+      delete f.dataset.injectorError;
+    }
+  }
+
+  /** Mark each field named in `errors`; returns the first one marked and the errors left over. */
+  function showFieldErrors(form, errors) {
+    let first = null;
+    const rest = [];
+    for (const { field, message } of Array.isArray(errors) ? errors : []) {
+      let f = form.elements.namedItem(String(field));
+      if (f && !(f instanceof Element)) f = f[0]; // a radio group
+      if (!f) { rest.push(`${field} ${message}`); continue; }
+      const name = f.labels?.[0]?.textContent.trim().replace(/\s*(\(.*\)|[*:])$/, '') || field; // minus "(required)", "*", ":"
+      const msg = el('span', { className: 'injector-field-error', id: `${f.id || f.name}-injector-error` }, `${name} ${message}`);
+      f.after(msg);
+      f.setAttribute('aria-invalid', 'true');
+      f.dataset.injectorError = msg.id;
+      describedBy(f, [f.getAttribute('aria-describedby'), msg.id].filter(Boolean));
+      first ||= f;
+    }
+    return { first, rest };
+  }
+
+  function renderError(form, out, d) {
+    const { first, rest } = showFieldErrors(form, d.problem?.errors);
+    const box = el('div', { className: 'injector-error', tabIndex: -1 });
+    box.setAttribute('role', 'alert');
+    box.append(el('p', { className: 'injector-error-title' }, d.problem?.title || (d.status ? `Error ${d.status}` : 'No answer')));
+    box.append(el('p', {}, first ? 'Please correct the marked fields.' : d.message));
+    if (rest.length) box.append(el('p', {}, rest.join('; ')));
+    if (d.problem?.request_id) box.append(el('p', { className: 'injector-ref' }, `Reference: ${d.problem.request_id}`));
+    out.replaceChildren(box);
+    (first || box).focus();
+  }
+
+  function errorDetail(r, err) {
+    if (!r) {
+      const message = err.name === 'TimeoutError' ? 'The service took too long to answer.' : 'Could not reach the service (offline, or this page may not use it).';
+      return { status: 0, data: null, problem: null, message: `${message} Please try again later.` };
+    }
+    const p = r.problem;
+    const said = typeof r.data?.message === 'string' ? r.data.message : `The service answered HTTP ${r.status}.`;
+    return { status: r.status, data: r.data, problem: p, message: p ? p.detail || p.title : said };
+  }
+
+  async function submit(form, submitter) {
+    const out = outputOf(form);
+    const attr = (name) => submitter?.getAttribute(`form${name}`) ?? form.getAttribute(name) ?? '';
+    const method = /^post$/i.test(attr('method')) ? 'POST' : 'GET';
+    const url = new URL(attr('action'), document.baseURI);
+    let fd;
+    try { fd = new FormData(form, submitter); } catch { fd = new FormData(form); } // no submitter arg
+    const params = new URLSearchParams();
+    for (const [k, v] of fd) if (typeof v === 'string') params.append(k, v);
+    if (method === 'GET') url.search = params;
+
+    const buttons = [...form.elements].filter((b) => /^(submit|image)$/.test(b.type) && !b.disabled);
+    const setBusy = (on) => {
+      for (const b of buttons) b.disabled = on;
+      for (const e of [form, out]) on ? e.setAttribute('aria-busy', 'true') : e.removeAttribute('aria-busy');
+      on ? busy.add(form) : busy.delete(form);
+    };
+    clearFieldErrors(form);
+    setBusy(true);
+    out.replaceChildren(el('p', { className: 'injector-pending' }, 'Sending…'));
+    let r, err;
+    try {
+      r = await send(url, { method, headers: { Accept: 'application/json' }, body: method === 'POST' ? params : undefined });
+    } catch (e) { err = e; }
+    setBusy(false);
+
+    const detail = r?.ok ? { status: r.status, data: r.data } : errorDetail(r, err);
+    const type = r?.ok ? 'injector:result' : 'injector:error';
+    if (!form.dispatchEvent(new CustomEvent(type, { bubbles: true, cancelable: true, detail }))) return;
+    if (!r?.ok) return renderError(form, out, detail);
+    const pre = el('pre', { className: 'injector-result', tabIndex: -1 }, typeof r.data === 'string' ? r.data : JSON.stringify(r.data, null, 2));
+    out.replaceChildren(pre);
+    pre.focus();
+  }
+
+  document.addEventListener('submit', (event) => {
+    const form = event.target;
+    if (event.defaultPrevented || !form.hasAttribute?.('data-injector')) return;
+    event.preventDefault();
+    if (!busy.has(form)) submit(form, event.submitter);
+  });
+})();
