@@ -87,12 +87,12 @@ start('worker', process.execPath, ['node_modules/wrangler/bin/wrangler.js', 'dev
 await waitFor(`http://127.0.0.1:${WORKER_PORT}/`, 'wrangler dev', 120);
 
 console.log(`
-  ┌──────────────────────────────────────────────────────────────────┐
-  │  Demo coding form:  http://localhost:${WORKER_PORT}/                        │
-  │  Injector route:    POST http://localhost:${WORKER_PORT}/api/code/occp      │
-  │  Demo coding service (ABS-like): http://127.0.0.1:${CODER_PORT}          │
-  │  Ctrl-C stops both.                                              │
-  └──────────────────────────────────────────────────────────────────┘`);
+  Demo ready.
+    Open the coding form:        http://localhost:${WORKER_PORT}/
+    The injector route:          POST http://localhost:${WORKER_PORT}/api/code/occp
+    Demo coding service (ABS-like, holds the only credentials): http://127.0.0.1:${CODER_PORT}
+  The browser never sees a token; watch the token state below. Ctrl-C stops both.
+`);
 
 // Follow the demo service's counters: one token, reused by every submission.
 let last = '';
