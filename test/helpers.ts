@@ -68,3 +68,9 @@ export async function call(path: string, init: RequestInit & { origin?: string |
 
 export const post = (path: string, body: unknown, init: RequestInit & { origin?: string | null } = {}) =>
   call(path, { method: 'POST', body: JSON.stringify(body), ...init });
+
+/** Every hit (all hosts) recorded from position `from` on, and the position to ask from next time. */
+export async function hitsSince(from: number): Promise<{ hits: Hit[]; next: number }> {
+  const res = await fetch(`${CONTROL}/hits?from=${from}`);
+  return { hits: await res.json(), next: Number(res.headers.get('X-Hits-Total')) };
+}

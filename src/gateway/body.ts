@@ -31,12 +31,17 @@ function mediaType(contentType: string | null): string {
 export async function readSubmission(request: Request, route: RouteConfig): Promise<MappedBody> {
   const type = mediaType(request.headers.get('Content-Type'));
   let fields: Record<string, unknown>;
+  /** A JSON body as it came, sent on unchanged when the route maps nothing. */
+  let sent: string | undefined;
   if (JSON_TYPES.includes(type) || type.endsWith('+json')) {
     const text = await request.text();
+    sent = text;
     try {
       fields = JSON.parse(text) as Record<string, unknown>;
     } catch (e) {
-      throw problem(400, 'Malformed JSON', `the body is not valid JSON: ${e instanceof Error ? e.message.slice(0, 120) : 'parse error'}`);
+      // The parser's message quotes the body; say only where it broke.
+      const at = e instanceof Error ? /position (\d+)/.exec(e.message)?.[1] : undefined;
+      throw problem(400, 'Malformed JSON', `the body is not valid JSON${at === undefined ? '' : ` (at character ${at})`}`);
     }
     if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
       throw problem(400, 'Malformed JSON', 'the body must be a JSON object');
@@ -48,10 +53,11 @@ export async function readSubmission(request: Request, route: RouteConfig): Prom
     } catch {
       throw problem(400, 'Malformed form body', `the body could not be read as ${type}`);
     }
-    fields = {};
+    // No prototype: a field may be called `constructor` or `__proto__` like any other.
+    fields = Object.create(null) as Record<string, unknown>;
     for (const [name, value] of form) {
-      if (typeof value !== 'string') throw problem(422, 'Files are not accepted', `field "${name}" is a file; this route takes text fields only`, fieldErrors({ [name]: 'files are not accepted' }));
-      if (name in fields) throw problem(422, 'Repeated field', `field "${name}" is given more than once`, fieldErrors({ [name]: 'given more than once' }));
+      if (typeof value !== 'string') throw invalid('Files are not accepted', new Map([[name, 'is a file; this route takes text fields only']]));
+      if (name in fields) throw invalid('Repeated field', new Map([[name, 'is given more than once']]));
       fields[name] = value;
     }
   } else {
@@ -62,53 +68,70 @@ export async function readSubmission(request: Request, route: RouteConfig): Prom
 
   checkFields(fields, route);
   if (route.form !== undefined) return { json: JSON.stringify(mapFields(fields, route.form)) };
-  // No mapping: a JSON body goes as sent, a form as a flat object of its fields.
-  return { json: JSON.stringify(fields) };
+  // No mapping: a JSON body goes byte for byte as sent (re-serialising would round numbers past
+  // 2^53 and reorder nothing useful), a form as a flat object of its fields.
+  return { json: sent ?? JSON.stringify(fields) };
 }
 
-function fieldErrors(errors: Record<string, string>) {
-  return { extensions: { errors: Object.entries(errors).map(([field, message]) => ({ field, message })) } };
+/** A submitted field's value; never one inherited from `Object.prototype` (`toString`, …). */
+function field(fields: Record<string, unknown>, name: string): unknown {
+  return Object.hasOwn(fields, name) ? fields[name] : undefined;
+}
+
+/** Field errors in the order found; a Map, so a field may be called `__proto__`. */
+type FieldErrors = Map<string, string>;
+
+/** Most field errors one answer lists (a hostile body can have thousands). */
+const MAX_LISTED_ERRORS = 20;
+
+/** A 422 naming each bad field (detail for people, `errors` for scripts), bounded in size. */
+function invalid(title: string, errors: FieldErrors) {
+  const listed = [...errors].slice(0, MAX_LISTED_ERRORS);
+  const more = errors.size - listed.length;
+  const detail = listed.map(([name, message]) => `${name.slice(0, 100)} ${message}`).join('; ') + (more > 0 ? `; and ${more} more` : '');
+  return problem(422, title, detail, { extensions: { errors: listed.map(([field, message]) => ({ field: field.slice(0, 100), message })) } });
 }
 
 /** Required fields present and non-empty; every string within the length limit (at any depth). */
 function checkFields(fields: Record<string, unknown>, route: RouteConfig): void {
-  const errors: Record<string, string> = {};
+  const errors: FieldErrors = new Map();
   for (const name of route.required_fields) {
-    const v = fields[name];
-    if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) errors[name] = 'is required';
+    const v = field(fields, name);
+    if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) errors.set(name, 'is required');
   }
-  const walk = (v: unknown, path: string) => {
+  // Iterative, so a deeply nested JSON body cannot exhaust the stack.
+  const stack: Array<[unknown, string]> = [[fields, '']];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const [v, path] = item;
     if (typeof v === 'string') {
-      if (v.length > route.max_field_length) errors[path] = `is longer than ${route.max_field_length} characters`;
+      if (v.length > route.max_field_length) errors.set(path, `is longer than ${route.max_field_length} characters`);
     } else if (typeof v === 'object' && v !== null) {
-      for (const [k, child] of Object.entries(v)) walk(child, path === '' ? k : `${path}.${k}`);
+      const children = Object.entries(v);
+      for (let i = children.length - 1; i >= 0; i--) {
+        const [k, child] = children[i]!;
+        stack.push([child, path === '' ? k : `${path}.${k}`]);
+      }
     }
-  };
-  walk(fields, '');
-  const names = Object.keys(errors);
-  if (names.length > 0) {
-    throw problem(422, 'Invalid submission', names.map((n) => `${n} ${errors[n]}`).join('; '), fieldErrors(errors));
   }
+  if (errors.size > 0) throw invalid('Invalid submission', errors);
 }
 
 /** Place each submitted field at its JSON path over a deep copy of the template. */
 function mapFields(fields: Record<string, unknown>, form: NonNullable<RouteConfig['form']>): unknown {
   const out = structuredClone(form.template) as Record<string, unknown>;
-  const errors: Record<string, string> = {};
+  const errors: FieldErrors = new Map();
   for (const [name, spec] of Object.entries(form.fields)) {
-    const raw = fields[name];
+    const raw = field(fields, name);
     if (raw === undefined) continue;
     const { path, type } = typeof spec === 'string' ? { path: spec, type: 'string' as FieldType } : spec;
     const value = coerce(raw, type);
     if (value === undefined) {
-      errors[name] = `must be ${type === 'integer' ? 'an integer' : `a ${type}`}`;
+      errors.set(name, `must be ${type === 'integer' ? 'an integer' : `a ${type}`}`);
       continue;
     }
     setPath(out, path, value);
   }
-  if (Object.keys(errors).length > 0) {
-    throw problem(422, 'Invalid submission', Object.entries(errors).map(([n, m]) => `${n} ${m}`).join('; '), fieldErrors(errors));
-  }
+  if (errors.size > 0) throw invalid('Invalid submission', errors);
   return out;
 }
 

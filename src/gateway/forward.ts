@@ -2,11 +2,12 @@
  * @module Forwarding: call the API with the token injected, and recover from a rejected token once.
  *
  * Only allowlisted request headers go up and only allowlisted response headers come back; the
- * injected token is the only credential the API sees. A "token rejected" status invalidates the
- * token by compare-and-swap and retries once with the replacement; a second rejection is a 502.
+ * injected token is the only credential the API sees, and it is cut out of anything the API echoes
+ * back. A "token rejected" status invalidates the token by compare-and-swap and retries once with
+ * the replacement; a second rejection is a 502.
  */
 import type { UpstreamConfig } from '../config';
-import { egressFor } from '../egress';
+import { egressFor, sendWithin, type Egress } from '../egress';
 import { problem } from '../problem';
 import { getToken, invalidate, type WaitUntil } from '../token/cache';
 import type { Env, TokenKey } from '../token/store';
@@ -70,34 +71,86 @@ export async function forward(ctx: ForwardContext, call: ApiCall): Promise<Respo
       throw problem(502, 'Upstream rejected a fresh token', `the API answered ${res.status} to a token it had just been given; not retrying again`);
     }
   }
-  return passBack(res);
+  return passBack(res, token);
 }
 
-async function sendOnce(ctx: ForwardContext, send: (r: Request) => Promise<Response>, call: ApiCall, token: string): Promise<Response> {
+async function sendOnce(ctx: ForwardContext, send: Egress, call: ApiCall, token: string): Promise<Response> {
   const headers = new Headers(call.headers);
-  headers.set(ctx.upstream.inject_header, ctx.upstream.inject_format.replace('{token}', token));
+  // A function replacement: a token may contain `$&` or `$'`, which a string replacement expands.
+  headers.set(ctx.upstream.inject_header, ctx.upstream.inject_format.replace('{token}', () => token));
   const request = new Request(call.url, {
     method: call.method,
     headers,
     ...(call.body === undefined ? {} : { body: call.body }),
-    signal: AbortSignal.timeout(ctx.upstream.api_timeout_ms),
     redirect: 'manual',
   });
   try {
-    return await send(request);
+    return await sendWithin(send, request, ctx.upstream.api_timeout_ms);
   } catch (e) {
-    if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) {
+    if (e instanceof Error && e.name === 'TimeoutError') {
       throw problem(504, 'Upstream timed out', `the API did not answer within ${ctx.upstream.api_timeout_ms} ms`);
     }
     throw problem(502, 'Upstream unreachable', 'the API could not be reached');
   }
 }
 
-function passBack(res: Response): Response {
+/**
+ * The API's answer for the browser: allowlisted headers, `no-store`. An API that echoes the request
+ * (a debug endpoint, an error page quoting headers) would hand the injected token to the page, so
+ * the token is cut out of the body and any header carrying it is dropped.
+ */
+function passBack(res: Response, token: string): Response {
   const headers = new Headers({ 'Cache-Control': 'no-store' });
   for (const name of FORWARDED_RESPONSE_HEADERS) {
     const v = res.headers.get(name);
-    if (v !== null) headers.set(name, v);
+    if (v !== null && !v.includes(token)) headers.set(name, v);
   }
-  return new Response(res.body, { status: res.status, headers });
+  const body = res.body === null || token.length < MIN_REDACTED_LENGTH ? res.body : res.body.pipeThrough(redactor(token));
+  return new Response(body, { status: res.status, headers });
+}
+
+/** Shorter values are not redacted (as in `redact`): cutting them out would mangle ordinary text. */
+const MIN_REDACTED_LENGTH = 4;
+const REDACTED = new TextEncoder().encode('[redacted]');
+
+/**
+ * A byte stream with every occurrence of `secret` replaced by `[redacted]`, holding back at most
+ * `secret.length - 1` bytes between chunks so a token split across chunks is caught too. Tokens
+ * are ASCII, whose bytes never occur inside a UTF-8 multi-byte sequence, so byte matching is exact.
+ */
+export function redactor(secret: string): TransformStream<Uint8Array, Uint8Array> {
+  const needle = new TextEncoder().encode(secret);
+  const hold = needle.length - 1;
+  let carry = new Uint8Array(0);
+  const emit = (buf: Uint8Array, final: boolean, out: TransformStreamDefaultController<Uint8Array>) => {
+    // Scan only where a whole needle could still start, unless this is the end of the stream.
+    const limit = final ? buf.length : buf.length - hold;
+    let from = 0;
+    for (let i = buf.indexOf(needle[0]!, 0); i !== -1 && i < limit; i = buf.indexOf(needle[0]!, i + 1)) {
+      if (i + needle.length > buf.length || !startsWith(buf, needle, i)) continue;
+      if (i > from) out.enqueue(buf.slice(from, i));
+      out.enqueue(REDACTED.slice());
+      from = i + needle.length;
+      i = from - 1;
+    }
+    const keepFrom = final ? buf.length : Math.max(from, limit);
+    if (keepFrom > from) out.enqueue(buf.slice(from, keepFrom));
+    carry = buf.slice(keepFrom);
+  };
+  return new TransformStream({
+    transform(chunk, out) {
+      const buf = new Uint8Array(carry.length + chunk.length);
+      buf.set(carry);
+      buf.set(chunk, carry.length);
+      emit(buf, false, out);
+    },
+    flush(out) {
+      emit(carry, true, out);
+    },
+  });
+}
+
+function startsWith(buf: Uint8Array, needle: Uint8Array, at: number): boolean {
+  for (let j = 0; j < needle.length; j++) if (buf[at + j] !== needle[j]) return false;
+  return true;
 }

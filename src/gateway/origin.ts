@@ -16,8 +16,11 @@ export const ALLOWED_REQUEST_HEADERS = ['Content-Type', 'Accept', 'Accept-Langua
 /** Response headers a page's script may read. */
 export const EXPOSED_RESPONSE_HEADERS = ['X-Request-Id', 'Retry-After'];
 
-/** Decide once per route which origins pass; the request path only calls the result. */
-export function originPolicy(routes: RouteConfig[]): (origin: string | null, selfOrigin: string) => boolean {
+/** Whether a page at `origin` (`null`: no Origin header) may call; `selfOrigin` is the Worker's. */
+export type OriginPolicy = (origin: string | null, selfOrigin: string) => boolean;
+
+/** Decide once per set of routes which origins pass; the request path only calls the result. */
+export function originPolicy(routes: RouteConfig[]): OriginPolicy {
   const any = routes.some((r) => r.allow_any_origin);
   const allowed = new Set(routes.flatMap((r) => r.allowed_origins));
   return (origin, selfOrigin) => {
@@ -30,13 +33,20 @@ export function originPolicy(routes: RouteConfig[]): (origin: string | null, sel
 /**
  * Middleware for one public path: refuse disallowed origins with 403, then answer CORS (preflight
  * 204 with exact headers and `Vary: Origin`) through Hono's cors middleware.
+ *
+ * Several routes may share a path with different methods; each keeps its own origins. A request is
+ * judged by the routes that take its method (a preflight by `Access-Control-Request-Method`); a
+ * method no route takes is judged by all of them, so the caller learns about the 405.
  */
 export function originGuard(routes: RouteConfig[]): MiddlewareHandler {
-  const allows = originPolicy(routes);
   const methods = [...new Set(routes.flatMap((r) => r.methods))];
+  const anyRoute = originPolicy(routes);
+  const byMethod = new Map<string, OriginPolicy>(methods.map((m) => [m, originPolicy(routes.filter((r) => r.methods.includes(m)))]));
+  const policyFor = (method: string) => byMethod.get(method === 'HEAD' ? 'GET' : method) ?? anyRoute;
   const corsHeaders = cors({
-    origin: (origin) => (origin !== '' && allows(origin, '') ? origin : null),
-    allowMethods: methods,
+    origin: (origin) => (origin !== '' && anyRoute(origin, '') ? origin : null),
+    // A preflight learns only the methods its origin may use.
+    allowMethods: (origin) => methods.filter((m) => policyFor(m)(origin, '')),
     allowHeaders: ALLOWED_REQUEST_HEADERS,
     exposeHeaders: EXPOSED_RESPONSE_HEADERS,
     maxAge: 600,
@@ -44,6 +54,8 @@ export function originGuard(routes: RouteConfig[]): MiddlewareHandler {
   return async (c, next) => {
     const origin = c.req.header('Origin') ?? null;
     const selfOrigin = new URL(c.req.url).origin;
+    const method = c.req.method === 'OPTIONS' ? (c.req.header('Access-Control-Request-Method') ?? 'OPTIONS') : c.req.method;
+    const allows = policyFor(method);
     const sameOriginFetch = origin === null && c.req.header('Sec-Fetch-Site') === 'same-origin';
     if (origin === null ? !(sameOriginFetch && allows(null, selfOrigin)) : !allows(origin, selfOrigin)) {
       throw problem(

@@ -1,9 +1,10 @@
 /**
  * @module Gateway routes: turn the configured routes into a Hono app, once per config.
  *
- * A request follows this file top to bottom: origin guard and CORS (origin.ts) → method → params
- * checked → body size limit → submission read and mapped (body.ts) → API call with the token
- * injected (forward.ts) → the API's answer, or for a plain HTML form a 303 (html.ts).
+ * A request follows this file top to bottom: origin guard and CORS (origin.ts) → raw path check →
+ * method → params checked → body size limit → submission read and mapped (body.ts) → API call with
+ * the token injected (forward.ts) → the API's answer, or for a plain HTML form a 303 (html.ts).
+ * The client's query string is never forwarded.
  * Nothing outside the configured routes can be reached: targets are fixed templates whose params
  * are checked segments, joined onto the upstream's API origin.
  */
@@ -26,8 +27,8 @@ export interface GatewayVariables {
 
 export type GatewayEnv = { Bindings: Env; Variables: GatewayVariables };
 
-/** A param may be one plain path segment: no `/`, `\`, dot segment, `%` or control character. */
-const SAFE_PARAM = /^(?!\.{1,2}$)[A-Za-z0-9_.~-]{1,200}$/;
+/** A param may be one plain path segment: no `/`, `\`, `.`, `..` (anywhere), `%` or control character. */
+const SAFE_PARAM = /^(?!\.$)(?!.*\.\.)[A-Za-z0-9_.~-]{1,200}$/;
 /** Raw paths that try to smuggle separators or dot segments past the router. */
 const UNSAFE_RAW_PATH = /%2f|%2e|%5c|%00|\\|[\x00-\x1f\x7f]/i;
 
@@ -39,7 +40,8 @@ export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
   for (const route of Object.values(config.routes)) byPath.set(route.path, [...(byPath.get(route.path) ?? []), route]);
 
   for (const [path, routes] of byPath) {
-    app.use(path, rawPathGuard, originGuard(routes));
+    // Origin first: every later refusal to an allowed page carries CORS headers it can read.
+    app.use(path, originGuard(routes), rawPathGuard);
     for (const route of routes) {
       const limit = bodyLimit({
         maxSize: route.max_body_bytes,
@@ -79,6 +81,9 @@ async function handle(c: Context<GatewayEnv>, config: Config, route: RouteConfig
   const body = hasBody ? (await readSubmission(c.req.raw, route)).json : undefined;
   const headers = forwardedRequestHeaders(c.req.raw.headers);
   if (body !== undefined) headers.set('Content-Type', 'application/json');
+  const html = wantsHtml(c.req.raw, route);
+  // A browser form asks for HTML; the API is asked for what it speaks, and the page gets a 303.
+  if (html) headers.set('Accept', 'application/json');
 
   const res = await forward(
     {
@@ -89,8 +94,7 @@ async function handle(c: Context<GatewayEnv>, config: Config, route: RouteConfig
     },
     { method: c.req.method, url: apiUrl(upstream, target), headers, ...(body === undefined ? {} : { body }) },
   );
-  if (wantsHtml(c.req.raw, route)) return htmlAnswer(route, res, c.get('requestId'));
-  return res;
+  return html ? htmlAnswer(route, res, c.get('requestId')) : res;
 }
 
 /** The answer to an error inside a route: problem+json, or a 303 for a plain HTML form. */

@@ -16,6 +16,8 @@ export interface Hit {
   search: string;
   headers: Record<string, string>;
   body: string;
+  /** The whole URL asked for (scheme, host, port, path, query). */
+  url: string;
 }
 
 /** How a host's token endpoint answers. */
@@ -54,6 +56,12 @@ export interface ApiBehaviour {
   delayMs?: number;
   /** Close the connection instead of answering. */
   unreachable?: boolean;
+  /**
+   * Answer accepted calls with the request's headers (the injected credential included) in the
+   * body, and the Authorization header in `ETag` and `X-Echo-Authorization`, as a careless
+   * debugging API might. Status `status` (default 200).
+   */
+  reflectHeaders?: boolean;
 }
 
 interface HostState {
@@ -97,7 +105,7 @@ export async function standIn(request: Request): Promise<Response> {
   const body = await request.text();
   const headers: Record<string, string> = {};
   request.headers.forEach((v, k) => (headers[k] = v));
-  hits.push({ host: url.hostname, method: request.method, path: url.pathname, search: url.search, headers, body });
+  hits.push({ host: url.hostname, method: request.method, path: url.pathname, search: url.search, headers, body, url: request.url });
   const h = host(url.hostname);
   return isTokenPath(url.pathname) ? tokenAnswer(url.hostname, h) : apiAnswer(h, request, body, url);
 }
@@ -143,6 +151,12 @@ async function apiAnswer(h: HostState, request: Request, body: string, url: URL)
   const presented = [...request.headers.values()].join('\n');
   const live = h.issued.some((t) => !h.revoked.has(t) && presented.includes(t));
   if (!live) return reject();
+  if (a.reflectHeaders) {
+    const echo: Record<string, string> = {};
+    request.headers.forEach((v, k) => (echo[k] = v));
+    const auth = request.headers.get('authorization') ?? '';
+    return json({ headers: echo, body }, a.status ?? 200, { ETag: `"${auth}"`, 'X-Echo-Authorization': auth });
+  }
   if (a.status !== undefined) return new Response(a.body ?? '', { status: a.status, headers: { 'Content-Type': 'application/json', ...a.headers } });
   let parsed: unknown = null;
   try {
@@ -156,8 +170,15 @@ async function apiAnswer(h: HostState, request: Request, body: string, url: URL)
 async function control(url: URL, request: Request): Promise<Response> {
   const name = url.searchParams.get('host') ?? '';
   switch (url.pathname) {
-    case '/hits':
-      return json(hits.filter((h) => name === '' || h.host === name));
+    case '/hits': {
+      // `from`: only hits recorded from that position on; `X-Hits-Total` tells the next position.
+      const from = Number(url.searchParams.get('from') ?? 0);
+      return json(
+        hits.slice(from).filter((h) => name === '' || h.host === name),
+        200,
+        { 'X-Hits-Total': String(hits.length) },
+      );
+    }
     case '/tokens':
       return json(name === '' ? [...hosts.values()].flatMap((h) => h.issued) : host(name).issued);
     case '/token':
