@@ -80,6 +80,8 @@ export const upstreamSchema = z
     api_timeout_ms: z.int().min(100).max(300_000).default(30_000),
     /** How this upstream's traffic leaves the Worker. */
     egress: egressSchema.default({ mode: 'direct' }),
+    /** Create this upstream's TokenStore near the token endpoint (Durable Object location hint). */
+    location_hint: z.enum(['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'oc', 'afr', 'me']).optional(),
   })
   .superRefine((u, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
@@ -143,9 +145,12 @@ export const routeSchema = z.strictObject({
       fields: z.record(z.string(), formFieldSchema),
     })
     .optional(),
-  /** Where a plain HTML form lands after success / failure (303). */
+  /** Where a plain HTML form lands after success / failure (303); failure uses `redirect` if unset. */
   redirect: httpUrl.optional(),
   error_redirect: httpUrl.optional(),
+}).refine((r) => r.error_redirect === undefined || r.redirect !== undefined, {
+  path: ['redirect'],
+  message: 'error_redirect needs redirect too (where a successful form post lands)',
 });
 
 export type RouteConfig = z.infer<typeof routeSchema>;

@@ -7,6 +7,7 @@
  * reports its use to the store every quarter lifetime, so a busy token stays alive everywhere.
  */
 import { clock } from '../clock';
+import { loadConfig } from '../config';
 import { problem, type ProblemError } from '../problem';
 import { storeName, type Env, type TokenKey, type TokenResult } from './store';
 
@@ -30,7 +31,9 @@ export type WaitUntil = (promise: Promise<unknown>) => void;
 const keyOf = (k: TokenKey) => storeName(k);
 
 function storeFor(env: Env, key: TokenKey) {
-  return env.TOKEN_STORE.get(env.TOKEN_STORE.idFromName(storeName(key)));
+  // Only the first get() of an Object decides where it lives; the hint is harmless afterwards.
+  const locationHint = loadConfig(env).upstreams[key.upstream]?.location_hint;
+  return env.TOKEN_STORE.get(env.TOKEN_STORE.idFromName(storeName(key)), locationHint === undefined ? {} : { locationHint });
 }
 
 /**
