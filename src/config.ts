@@ -148,6 +148,8 @@ export const routeSchema = z.strictObject({
   /** Where a plain HTML form lands after success / failure (303); failure uses `redirect` if unset. */
   redirect: httpUrl.optional(),
   error_redirect: httpUrl.optional(),
+  /** Carry a successful JSON answer (up to 4 KB) to `redirect` as base64url `result`. */
+  redirect_result: z.boolean().default(false),
 }).refine((r) => r.error_redirect === undefined || r.redirect !== undefined, {
   path: ['redirect'],
   message: 'error_redirect needs redirect too (where a successful form post lands)',
@@ -158,18 +160,23 @@ export type RouteConfig = z.infer<typeof routeSchema>;
 export interface Config {
   upstreams: Record<string, UpstreamConfig>;
   routes: Record<string, RouteConfig>;
+  /** Serve the demo's server-rendered pages (`/result`). */
+  demoPages: boolean;
 }
 
 /** The config keys the Worker reads from `env`. */
 export interface ConfigVars {
   UPSTREAMS?: unknown;
   ROUTES?: unknown;
+  DEMO_PAGES?: unknown;
 }
 
 const configSchema = z
   .strictObject({
     UPSTREAMS: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'upstream names: letters, digits, _ and -'), upstreamSchema),
     ROUTES: z.record(z.string(), routeSchema).default({}),
+    // `--var DEMO_PAGES:true` arrives as a string, a TOML boolean as a boolean.
+    DEMO_PAGES: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
   })
   .superRefine((c, ctx) => {
     for (const [name, route] of Object.entries(c.ROUTES)) {
@@ -216,11 +223,11 @@ export class ConfigError extends Error {
 
 /** Parse and validate the config vars. Throws `ConfigError`. */
 export function parseConfig(vars: ConfigVars): Config {
-  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES });
+  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES, DEMO_PAGES: vars.DEMO_PAGES });
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
   }
-  return { upstreams: result.data.UPSTREAMS, routes: result.data.ROUTES };
+  return { upstreams: result.data.UPSTREAMS, routes: result.data.ROUTES, demoPages: result.data.DEMO_PAGES };
 }
 
 const cache = new WeakMap<object, Config | ConfigError>();

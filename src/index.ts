@@ -9,6 +9,7 @@ import { Hono } from 'hono';
 import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
 import { ConfigError, loadConfig, type Config } from './config';
+import { resultPage } from './demo/result-page';
 import { registerRoutes, routeErrorAnswer, type GatewayEnv } from './gateway/routes';
 import { problem, problemResponse, ProblemError } from './problem';
 import type { Env } from './token/store';
@@ -23,6 +24,7 @@ function appFor(config: Config): Hono<GatewayEnv> {
   if (app === undefined) {
     app = new Hono<GatewayEnv>();
     app.use(requestId(), secureHeaders({ crossOriginResourcePolicy: 'cross-origin' }));
+    if (config.demoPages) app.get('/result', resultPage);
     registerRoutes(app, config);
     app.notFound(() => {
       throw problem(404, 'Not found', 'no route is configured for this path');

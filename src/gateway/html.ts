@@ -14,16 +14,41 @@ export function wantsHtml(request: Request, route: RouteConfig): boolean {
   return (request.headers.get('Accept') ?? '').toLowerCase().includes('text/html');
 }
 
-/** 303 to the route's page for this outcome: the API's answer, or a problem of the Worker's own. */
-export function htmlAnswer(route: RouteConfig, outcome: Response | Problem, requestId: string | undefined): Response {
-  const status = outcome.status;
-  const ok = outcome instanceof Response && status >= 200 && status < 300;
-  const page = ok ? route.redirect : (route.error_redirect ?? route.redirect);
-  const url = new URL(page!);
+/** Largest API answer a redirect carries (`redirect_result`); URLs must stay well under 8 KB. */
+const MAX_RESULT_BYTES = 4096;
+
+/**
+ * 303 for the API's answer. With `redirect_result`, a successful JSON answer of at most 4 KB rides
+ * along as base64url `result`, for a landing page that renders it server-side (no JavaScript).
+ */
+export async function htmlAnswer(route: RouteConfig, res: Response, requestId: string | undefined): Promise<Response> {
+  const ok = res.status >= 200 && res.status < 300;
+  let result: string | undefined;
+  if (ok && route.redirect_result) {
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (bytes.length <= MAX_RESULT_BYTES) result = base64url(bytes);
+  } else {
+    void res.body?.cancel();
+  }
+  return redirect(route, ok, res.status, { ...(result === undefined ? {} : { result }) }, requestId);
+}
+
+/** 303 to the error page for a problem of the Worker's own. */
+export function htmlProblem(route: RouteConfig, p: Problem, requestId: string | undefined): Response {
+  return redirect(route, false, p.status, { reason: p.title }, requestId);
+}
+
+function redirect(route: RouteConfig, ok: boolean, status: number, extra: Record<string, string>, requestId: string | undefined): Response {
+  const url = new URL((ok ? route.redirect : (route.error_redirect ?? route.redirect))!);
   url.searchParams.set('status', ok ? 'ok' : 'error');
   url.searchParams.set('code', String(status));
-  if (!ok && !(outcome instanceof Response)) url.searchParams.set('reason', outcome.title);
+  for (const [k, v] of Object.entries(extra)) url.searchParams.set(k, v);
   if (requestId !== undefined) url.searchParams.set('request_id', requestId);
-  if (outcome instanceof Response) void outcome.body?.cancel();
   return new Response(null, { status: 303, headers: { Location: url.toString(), 'Cache-Control': 'no-store' } });
+}
+
+function base64url(bytes: Uint8Array): string {
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }

@@ -16,7 +16,7 @@ import type { Env } from '../token/store';
 import { scopeKey } from '../config';
 import { readSubmission } from './body';
 import { apiUrl, forward, forwardedRequestHeaders } from './forward';
-import { htmlAnswer, wantsHtml } from './html';
+import { htmlAnswer, htmlProblem, wantsHtml } from './html';
 import { originGuard } from './origin';
 
 export interface GatewayVariables {
@@ -100,6 +100,6 @@ async function handle(c: Context<GatewayEnv>, config: Config, route: RouteConfig
 /** The answer to an error inside a route: problem+json, or a 303 for a plain HTML form. */
 export function routeErrorAnswer(c: Context<GatewayEnv>, err: ProblemError): Response | undefined {
   const route = c.get('route');
-  if (route !== undefined && wantsHtml(c.req.raw, route)) return htmlAnswer(route, err.problem, c.get('requestId'));
+  if (route !== undefined && wantsHtml(c.req.raw, route)) return htmlProblem(route, err.problem, c.get('requestId'));
   return undefined;
 }

@@ -1,0 +1,78 @@
+/**
+ * The no-JavaScript demo flow: a form post lands on /result with the API's answer, rendered
+ * server-side and escaped (issue 4: "submit with JavaScript disabled, land on the result").
+ */
+import { describe, expect, it } from 'vitest';
+import { call, setApi } from '../helpers';
+
+const answer = {
+  recordId: 'r-1',
+  codeStatus: 'Coded',
+  input: { occp_text: 'software developer', tasks_text: 'write code' },
+  result: [
+    { codeCategory: '261312', codeLabel: 'Developer Programmer', codeConfidence: 0.87 },
+    { codeCategory: '261313', codeLabel: 'Software <Engineer>', codeConfidence: 0.5 },
+  ],
+};
+
+const b64url = (s: string) => btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+
+function formPost(fields: Record<string, string>) {
+  return call('/t/resultdemo/occp', {
+    method: 'POST',
+    body: new URLSearchParams(fields).toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'text/html,application/xhtml+xml' },
+  });
+}
+
+describe('redirect_result', () => {
+  it('a browser form post gets a 303 whose URL carries the API answer', async () => {
+    await setApi('resultdemo', { status: 200, body: JSON.stringify(answer) });
+    const res = await formPost({ occp_text: 'software developer', tasks_text: 'write code' });
+    expect(res.status).toBe(303);
+    const location = new URL(res.headers.get('Location')!);
+    expect(location.origin + location.pathname).toBe('https://forms.example.org/result');
+    expect(location.searchParams.get('status')).toBe('ok');
+    expect(location.searchParams.get('code')).toBe('200');
+    const result = location.searchParams.get('result')!;
+    const json = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(result.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))));
+    expect(json).toEqual(answer);
+  });
+
+  it('an answer larger than 4 KB is not put in the URL; the status still is', async () => {
+    const big = { ...answer, result: Array.from({ length: 200 }, (_, i) => ({ codeCategory: String(i), codeLabel: 'x'.repeat(20), codeConfidence: 0.1 })) };
+    await setApi('resultdemo', { status: 200, body: JSON.stringify(big) });
+    const res = await formPost({ occp_text: 'software developer' });
+    const location = new URL(res.headers.get('Location')!);
+    expect(location.searchParams.get('status')).toBe('ok');
+    expect(location.searchParams.has('result')).toBe(false);
+  });
+});
+
+describe('GET /result (DEMO_PAGES)', () => {
+  it('renders the codes, escaped, with a script-free CSP', async () => {
+    const res = await call(`/result?status=ok&code=200&result=${b64url(JSON.stringify(answer))}`, { origin: null });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('Content-Type')).toContain('text/html');
+    expect(res.headers.get('Content-Security-Policy')).toContain("default-src 'none'");
+    expect(res.text).toContain('261312');
+    expect(res.text).toContain('Developer Programmer');
+    expect(res.text).toContain('87%');
+    expect(res.text).toContain('Software &lt;Engineer&gt;');
+    expect(res.text).not.toContain('<Engineer>');
+  });
+
+  it('reports a failure with its reason, escaped', async () => {
+    const res = await call('/result?status=error&code=422&reason=%3Cimg%20src%3Dx%3EInvalid&request_id=abc', { origin: null });
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('role="alert"');
+    expect(res.text).toContain('&lt;img src=x&gt;Invalid');
+    expect(res.text).toContain('422');
+  });
+
+  it('says so when nothing was coded, and survives a garbage result', async () => {
+    const res = await call('/result?status=ok&code=200&result=%%%not-base64', { origin: null });
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('No code found');
+  });
+});
