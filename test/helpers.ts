@@ -6,6 +6,7 @@ import { SELF } from 'cloudflare:test';
 import { expect } from 'vitest';
 import { ORIGIN, SECRETS } from './fixtures/config';
 import type { ApiBehaviour, Hit, TokenBehaviour } from './standin/upstreams';
+import { ConfigError, parseConfig, type ConfigVars } from '../src/config';
 
 const CONTROL = 'http://control.standin';
 
@@ -73,4 +74,15 @@ export const post = (path: string, body: unknown, init: RequestInit & { origin?:
 export async function hitsSince(from: number): Promise<{ hits: Hit[]; next: number }> {
   const res = await fetch(`${CONTROL}/hits?from=${from}`);
   return { hits: await res.json(), next: Number(res.headers.get('X-Hits-Total')) };
+}
+
+/** The issues a config is refused with ([] when it is accepted). */
+export function configIssues(vars: ConfigVars): string[] {
+  try {
+    parseConfig(vars);
+    return [];
+  } catch (e) {
+    if (e instanceof ConfigError) return e.issues;
+    throw e;
+  }
 }

@@ -1,21 +1,14 @@
 /** Config is validated at start: a bad key makes every request a 500 that names it (issue 2). */
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config';
+import { parseConfig } from '../../src/config';
 import worker from '../../src/index';
 import { SECRETS } from '../fixtures/config';
+import { configIssues } from '../helpers';
 
 const good = { api_origin: 'https://api.example', token_url: 'https://auth.example/token', client_id: 'c', client_secret_from: 'TEST_CLIENT_SECRET' };
 
-function issues(vars: { UPSTREAMS?: unknown; ROUTES?: unknown }): string[] {
-  try {
-    parseConfig(vars);
-    return [];
-  } catch (e) {
-    if (e instanceof ConfigError) return e.issues;
-    throw e;
-  }
-}
+const issues = configIssues;
 
 describe('config validation', () => {
   it('accepts a minimal upstream and fills documented defaults', () => {

@@ -4,10 +4,9 @@
  * query; JSON clients on the same route get JSON. Nothing is lost: the page learns the status.
  */
 import { describe, expect, it } from 'vitest';
-import { parseConfig, ConfigError } from '../../src/config';
 import { OTHER_ORIGIN } from '../fixtures/config';
 import { SORRY_URL, THANKS_URL } from '../fixtures/gateway';
-import { apiHits, call, setApi, type Answer } from '../helpers';
+import { apiHits, call, configIssues, setApi, type Answer } from '../helpers';
 import { expectProblem, formBody, multipartBody } from './gateway.support';
 
 const HOST = 'gwhtml';
@@ -119,15 +118,7 @@ describe('redirect config', () => {
     ...base,
     ROUTES: { r: { path: '/r', upstream: 'u', target: '/r', allowed_origins: ['https://forms.example.org'], ...extra } },
   });
-  const issues = (vars: object) => {
-    try {
-      parseConfig(vars);
-      return [];
-    } catch (e) {
-      if (e instanceof ConfigError) return e.issues;
-      throw e;
-    }
-  };
+  const issues = configIssues;
 
   it('redirect and error_redirect must be on an allowed origin', () => {
     expect(issues(route({ redirect: 'https://evil.example.com/x' }))).toEqual(['ROUTES.r.redirect: must be on one of allowed_origins']);
