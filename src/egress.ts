@@ -27,18 +27,22 @@ export function egressFor(name: string, upstream: UpstreamConfig, env: object): 
 }
 
 /**
- * Send `request` through `egress`, aborting after `ms`. Throws an error named `TimeoutError` on
- * timeout. The timer is cleared as soon as an answer arrives: a pending `AbortSignal.timeout` would
- * keep a Durable Object busy (and unevictable) for its whole length.
+ * Run `work` (a request and the reading of its answer) with an abort signal that fires after `ms`;
+ * throws an error named `TimeoutError` then. The timer is cleared when `work` settles: a pending
+ * `AbortSignal.timeout` would keep a Durable Object busy (and unevictable) for its whole length,
+ * and covering the body read too means a slow-dripping answer cannot stall a refresh forever.
  */
-export async function sendWithin(egress: Egress, request: Request, ms: number): Promise<Response> {
+export async function withTimeout<T>(ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DOMException('upstream timed out', 'TimeoutError')), ms);
+  let expire!: (e: DOMException) => void;
+  const expired = new Promise<never>((_, reject) => (expire = reject));
+  const timer = setTimeout(() => {
+    const e = new DOMException('timed out', 'TimeoutError');
+    controller.abort(e);
+    expire(e);
+  }, ms);
   try {
-    return await egress(new Request(request, { signal: controller.signal }));
-  } catch (e) {
-    if (controller.signal.aborted) throw new DOMException('upstream timed out', 'TimeoutError');
-    throw e;
+    return await Promise.race([work(controller.signal), expired]);
   } finally {
     clearTimeout(timer);
   }

@@ -7,7 +7,7 @@
  * the replacement; a second rejection is a 502.
  */
 import type { UpstreamConfig } from '../config';
-import { egressFor, sendWithin, type Egress } from '../egress';
+import { egressFor, type Egress } from '../egress';
 import { problem } from '../problem';
 import { getToken, invalidate, type WaitUntil } from '../token/cache';
 import type { Env, TokenKey } from '../token/store';
@@ -71,7 +71,7 @@ export async function forward(ctx: ForwardContext, call: ApiCall): Promise<Respo
       throw problem(502, 'Upstream rejected a fresh token', `the API answered ${res.status} to a token it had just been given; not retrying again`);
     }
   }
-  return passBack(res, token);
+  return await passBack(res, token);
 }
 
 async function sendOnce(ctx: ForwardContext, send: Egress, call: ApiCall, token: string): Promise<Response> {
@@ -83,9 +83,11 @@ async function sendOnce(ctx: ForwardContext, send: Egress, call: ApiCall, token:
     headers,
     ...(call.body === undefined ? {} : { body: call.body }),
     redirect: 'manual',
+    // Also bounds the body as it streams to the browser; the request context ends with it.
+    signal: AbortSignal.timeout(ctx.upstream.api_timeout_ms),
   });
   try {
-    return await sendWithin(send, request, ctx.upstream.api_timeout_ms);
+    return await send(request);
   } catch (e) {
     if (e instanceof Error && e.name === 'TimeoutError') {
       throw problem(504, 'Upstream timed out', `the API did not answer within ${ctx.upstream.api_timeout_ms} ms`);
@@ -99,15 +101,26 @@ async function sendOnce(ctx: ForwardContext, send: Egress, call: ApiCall, token:
  * (a debug endpoint, an error page quoting headers) would hand the injected token to the page, so
  * the token is cut out of the body and any header carrying it is dropped.
  */
-function passBack(res: Response, token: string): Response {
+async function passBack(res: Response, token: string): Promise<Response> {
   const headers = new Headers({ 'Cache-Control': 'no-store' });
   for (const name of FORWARDED_RESPONSE_HEADERS) {
     const v = res.headers.get(name);
     if (v !== null && !v.includes(token)) headers.set(name, v);
   }
-  const body = res.body === null || token.length < MIN_REDACTED_LENGTH ? res.body : res.body.pipeThrough(redactor(token));
-  return new Response(body, { status: res.status, headers });
+  if (res.body === null || token.length < MIN_REDACTED_LENGTH) return new Response(res.body, { status: res.status, headers });
+  // The usual answer, small JSON or text, is searched once natively; anything else is streamed
+  // through the redactor (a JS transform, about twice the cost per request for small bodies).
+  const length = Number(res.headers.get('Content-Length') ?? Infinity);
+  if (length <= MAX_BUFFERED_BYTES && TEXTUAL.test(res.headers.get('Content-Type') ?? '')) {
+    const text = await res.text();
+    return new Response(text.includes(token) ? text.replaceAll(token, '[redacted]') : text, { status: res.status, headers });
+  }
+  return new Response(res.body.pipeThrough(redactor(token)), { status: res.status, headers });
 }
+
+/** Answers buffered whole for redaction: text types with a known, small length. */
+const MAX_BUFFERED_BYTES = 256 * 1024;
+const TEXTUAL = /^\s*(text\/|application\/([\w.+-]*\+)?(json|xml)\b)/i;
 
 /** Shorter values are not redacted (as in `redact`): cutting them out would mangle ordinary text. */
 const MIN_REDACTED_LENGTH = 4;

@@ -10,7 +10,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { ConfigError, loadConfig, readCredentials, sensitiveValues, type ConfigVars, type Credentials, type UpstreamConfig } from '../config';
 import { clock } from '../clock';
-import { egressFor, sendWithin, type Egress } from '../egress';
+import { egressFor, withTimeout, type Egress } from '../egress';
 import { redact } from '../problem';
 import { buildTokenRequest, readTokenResponse, type GrantFailure } from './grant';
 
@@ -244,8 +244,10 @@ export class TokenStore extends DurableObject<Env> {
     now: number,
   ): ReturnType<typeof readTokenResponse> {
     try {
-      const res = await sendWithin(send, buildTokenRequest(u, creds, scope), timeoutMs);
-      return await readTokenResponse(u, res, now);
+      return await withTimeout(timeoutMs, async (signal) => {
+        const res = await send(new Request(buildTokenRequest(u, creds, scope), { signal }));
+        return readTokenResponse(u, res, now);
+      });
     } catch (e) {
       const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
       return { ok: false, failure: { kind: 'transient', detail: timedOut ? 'token request timed out' : 'token endpoint unreachable' } };

@@ -39,6 +39,8 @@ export interface TokenBehaviour {
   headers?: Record<string, string>;
   /** Answer after this many ms (longer than the Worker's timeout = a timeout). */
   delayMs?: number;
+  /** Send the headers at once but hold the body back this many ms (a slow-dripping answer). */
+  bodyDelayMs?: number;
   /** Fail this many requests with 503 first, then succeed. */
   failNext?: number;
 }
@@ -131,6 +133,17 @@ async function tokenAnswer(name: string, h: HostState): Promise<Response> {
     token = `${b64url('{"alg":"HS256","typ":"JWT"}')}.${b64url(JSON.stringify(claims))}.${b64url(`sig${counter}`)}`;
   }
   h.issued.push(token);
+  if (t.bodyDelayMs !== undefined) {
+    const body = JSON.stringify({ access_token: token, expires_in: 3600 });
+    const stream = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        await sleep(t.bodyDelayMs!);
+        controller.enqueue(new TextEncoder().encode(body));
+        controller.close();
+      },
+    });
+    return new Response(stream, { status: 200, headers: { 'Content-Type': 'application/json' } });
+  }
   if (t.format === 'text') return new Response(token, { status: 200, headers: { 'Content-Type': 'application/jwt' } });
   const answer: Record<string, unknown> = { [t.tokenField ?? 'access_token']: token, token_type: 'bearer' };
   const expiresIn = t.expiresIn === undefined ? 3600 : t.expiresIn;

@@ -65,6 +65,18 @@ describe('token endpoint down', () => {
   });
 });
 
+describe('a slow-dripping token answer', () => {
+  it('cannot stall a refresh: the deadline covers reading the body too', async () => {
+    fakeClock();
+    await setToken('drip', { bodyDelayMs: 3000 });
+    const started = Date.now();
+    const res = await post('/t/drip', {});
+    expect(res.status).toBe(503);
+    expect(res.json()).toMatchObject({ detail: 'token request timed out' });
+    expect(Date.now() - started).toBeLessThan(2500);
+  });
+});
+
 describe('token endpoint throttling (429, or ABS 403)', () => {
   it('429 with Retry-After opens a cool-down: no token request until it ends, callers get 503 + Retry-After', async () => {
     const clock = fakeClock();
