@@ -56,7 +56,10 @@ export interface ApiBehaviour {
   body?: string;
   headers?: Record<string, string>;
   delayMs?: number;
-  /** Close the connection instead of answering. */
+  /**
+   * Throw instead of answering. Miniflare turns that into a 500 answer (not a network error), so
+   * this shows an upstream failure passing through, not the 502 for an unreachable host.
+   */
   unreachable?: boolean;
   /**
    * Answer accepted calls with the request's headers (the injected credential included) in the

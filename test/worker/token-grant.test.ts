@@ -103,6 +103,15 @@ describe('reading the answer', () => {
     expect(await lifetimeSeconds('fallback')).toBe(900);
   });
 
+  it('a 200 answer that is an HTML page (a login wall, a proxy error) is retried, never read as a token', async () => {
+    await setToken('htmlok', { body: '<html><body>Please sign in</body></html>', contentType: 'text/html' });
+    const res = await post('/t/htmlok', {});
+    expect(res.status).toBe(503);
+    expect(res.json()).toMatchObject({ detail: 'token endpoint answered 200 with a body that is not JSON (text/html)' });
+    expect(await tokenHits('htmlok')).toHaveLength(3);
+    expect(await apiHits('htmlok')).toHaveLength(0);
+  });
+
   it('an answer without the token field is a failure, never an empty token', async () => {
     await setToken('notoken', { body: '{"token_type":"bearer"}' });
     const res = await post('/t/notoken', {});
