@@ -51,7 +51,9 @@ export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
       });
       app.on(route.methods, path, selectRoute(route), limit, (c) => handle(c, config, route));
     }
-    const allow = [...new Set([...routes.flatMap((r) => r.methods), 'OPTIONS'])].join(', ');
+    // Hono answers HEAD with a route's GET handler, so a GET route takes HEAD too.
+    const methods = routes.flatMap((r) => r.methods);
+    const allow = [...new Set([...methods, ...(methods.includes('GET') ? ['HEAD'] : []), 'OPTIONS'])].join(', ');
     app.all(path, () => {
       throw problem(405, 'Method not allowed', `this route accepts ${allow}`, { headers: { Allow: allow } });
     });

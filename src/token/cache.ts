@@ -48,9 +48,9 @@ export async function getToken(env: Env, key: TokenKey, waitUntil?: WaitUntil): 
 
   let call = pending.get(k);
   if (call === undefined) {
-    call = storeFor(env, key).getToken(key);
+    call = storeFor(env, key).getToken(key).catch(storeUnreachable);
     pending.set(k, call);
-    void call.finally(() => pending.delete(k)).catch(() => undefined);
+    void call.finally(() => pending.delete(k));
   }
   return remember(env, key, await call, waitUntil);
 }
@@ -68,9 +68,9 @@ export async function invalidate(env: Env, key: TokenKey, token: string, waitUnt
   const pk = `${k}\u0000invalidate\u0000${token}`;
   let call = pending.get(pk);
   if (call === undefined) {
-    call = storeFor(env, key).invalidate({ ...key, token });
+    call = storeFor(env, key).invalidate({ ...key, token }).catch(storeUnreachable);
     pending.set(pk, call);
-    void call.finally(() => pending.delete(pk)).catch(() => undefined);
+    void call.finally(() => pending.delete(pk));
   }
   return remember(env, key, await call, waitUntil);
 }
@@ -112,6 +112,11 @@ function use(env: Env, key: TokenKey, e: Entry, now: number, waitUntil?: WaitUnt
     }
   }
   return e.token;
+}
+
+/** The Durable Object call itself failed (overloaded, being reset): a retry soon is the cure. */
+function storeUnreachable(): TokenResult {
+  return { ok: false, status: 503, title: 'Token store unavailable', detail: 'the token store could not be reached; try again', retryAfterSeconds: 1 };
 }
 
 function unavailable(r: Extract<TokenResult, { ok: false }>): ProblemError {

@@ -164,7 +164,7 @@ describe('bad inputs never reach the upstream', () => {
     }
     const items = await noUpstream(() => call('/gwcheck/items/a1', { method: 'DELETE' }));
     expectProblem(items, 405);
-    expect(items.headers.get('Allow')).toBe('GET, POST, PUT, OPTIONS');
+    expect(items.headers.get('Allow')).toBe('GET, POST, PUT, HEAD, OPTIONS');
   });
 
   it('HEAD on a POST-only route → 405, not a GET upstream', async () => {

@@ -47,6 +47,22 @@ describe('single-flight', () => {
   });
 });
 
+describe('a failing token store', () => {
+  it('a Durable Object call that throws becomes 503 + Retry-After, not a 500', async () => {
+    const { stub } = store('storedown');
+    await runInDurableObject(stub, (instance: TokenStore) => {
+      instance.getToken = async () => {
+        throw new Error('simulated: Durable Object overloaded');
+      };
+    });
+    const res = await post('/t/storedown', {});
+    expect(res.status).toBe(503);
+    expect(res.headers.get('Retry-After')).toBe('1');
+    expect(res.json()).toMatchObject({ title: 'Token store unavailable' });
+    expect(await apiHits('storedown')).toHaveLength(0);
+  });
+});
+
 describe('persistence', () => {
   it('after the Durable Object is evicted (and the isolate cache is gone) no new token request is made', async () => {
     expect((await post('/t/evict', {})).status).toBe(200);
