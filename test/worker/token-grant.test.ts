@@ -82,6 +82,17 @@ describe('username/password form login (seed 003)', () => {
   });
 });
 
+describe('configurable field names, a username from a secret, a custom injection header', () => {
+  it('posts the configured fields with grant_type, and injects the raw token in X-Api-Token', async () => {
+    expect((await post('/t/login2', {})).status).toBe(200);
+    const [hit] = await tokenHits('login2');
+    expect(form(hit!.body)).toEqual({ grant_type: 'password', user: 'robot-user-7731', pass: 'hunter2-correct-horse' });
+    const [api] = await apiHits('login2');
+    expect(api!.headers['x-api-token']).toMatch(/^tok_login2_/);
+    expect(api!.headers.authorization).toBeUndefined();
+  });
+});
+
 describe('reading the answer', () => {
   it('custom field names and a lifetime given as a numeric string', async () => {
     await setToken('custom', { tokenField: 'accessToken', expiresField: 'ttl', expiresIn: '120' });
