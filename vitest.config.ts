@@ -15,6 +15,16 @@ export default defineConfig({
               bindings: { UPSTREAMS, ROUTES, ...SECRETS },
               // Every fetch the Worker and its Durable Objects make lands on the stand-in upstreams.
               outboundService: standIn,
+              // An egress binding (egress = { mode = "binding" }): the same stand-ins, marked so
+              // tests can tell the traffic went through the binding.
+              serviceBindings: {
+                EGRESS_TEST: async (request: Request) => {
+                  const headers = new Headers(request.headers);
+                  headers.set('X-Standin-Via', 'binding');
+                  const body = request.method === 'GET' || request.method === 'HEAD' ? undefined : await request.arrayBuffer();
+                  return standIn(new Request(request.url, { method: request.method, headers, body }));
+                },
+              },
             },
           }),
         ],
