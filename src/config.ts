@@ -234,15 +234,21 @@ const cache = new WeakMap<object, Config | ConfigError>();
 
 /**
  * The validated config for this `env`, parsed once per isolate (env is the same object for every
- * request of an isolate), with every secret it names present. Throws `ConfigError`.
+ * request of an isolate), with every secret and egress binding it names present. Throws
+ * `ConfigError`.
  */
 export function loadConfig(env: ConfigVars): Config {
   let entry = cache.get(env);
   if (entry === undefined) {
     try {
       entry = parseConfig(env);
-      // Every secret a config names must be set: fail at start, not at the first token request.
-      for (const [name, u] of Object.entries(entry.upstreams)) readCredentials(name, u, env);
+      // Every secret and binding a config names must exist: fail at start, not at first use.
+      for (const [name, u] of Object.entries(entry.upstreams)) {
+        readCredentials(name, u, env);
+        if (u.egress.mode === 'binding' && !isFetcher((env as Record<string, unknown>)[u.egress.binding])) {
+          throw new ConfigError([`UPSTREAMS.${name}.egress.binding: no service binding named "${u.egress.binding}"`]);
+        }
+      }
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       entry = e;
@@ -251,6 +257,10 @@ export function loadConfig(env: ConfigVars): Config {
   }
   if (entry instanceof ConfigError) throw entry;
   return entry;
+}
+
+function isFetcher(v: unknown): v is Fetcher {
+  return typeof v === 'object' && v !== null && typeof (v as Fetcher).fetch === 'function';
 }
 
 /** The credentials of one upstream, read from Worker secrets. Never logged, never returned. */

@@ -16,6 +16,11 @@ import type { Env } from './token/store';
 
 export { TokenStore } from './token/store';
 
+/** 500 naming every bad key (never a value): the answer to any request while the config is wrong. */
+function invalidConfig(e: ConfigError, requestId: string): Response {
+  return problemResponse({ status: 500, title: 'Invalid configuration', detail: e.issues.join('; ') }, requestId);
+}
+
 /** One Hono app per validated config (configs are parsed once per isolate). */
 const apps = new WeakMap<Config, Hono<GatewayEnv>>();
 
@@ -32,7 +37,7 @@ function appFor(config: Config): Hono<GatewayEnv> {
     app.onError((err, c) => {
       const id = c.get('requestId');
       if (err instanceof ProblemError) return routeErrorAnswer(c, err) ?? problemResponse(err.problem, id);
-      if (err instanceof ConfigError) return problemResponse({ status: 500, title: 'Invalid configuration', detail: err.issues.join('; ') }, id);
+      if (err instanceof ConfigError) return invalidConfig(err, id);
       // An unexpected error: log its name only (messages may quote input), answer a generic 500.
       console.error(JSON.stringify({ event: 'unhandled_error', request_id: id, error: err.name }));
       return problemResponse({ status: 500, title: 'Internal error', detail: 'the Worker failed; quote the request id when reporting this' }, id);
@@ -49,7 +54,7 @@ export default {
       config = loadConfig(env);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
-      return problemResponse({ status: 500, title: 'Invalid configuration', detail: e.issues.join('; ') }, crypto.randomUUID());
+      return invalidConfig(e, crypto.randomUUID());
     }
     return appFor(config).fetch(request, env, ctx);
   },

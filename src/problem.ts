@@ -61,7 +61,10 @@ export function problemResponse(p: Problem, requestId?: string): Response {
 export function redact(text: string, sensitive: readonly string[]): string {
   let out = text;
   for (const value of sensitive) {
-    if (value.length >= 4) out = out.split(value).join('[redacted]');
+    if (value.length >= MIN_REDACTED && out.includes(value)) out = out.split(value).join('[redacted]');
   }
   return out;
 }
+
+/** Shorter values are not redacted: cutting them out would mangle ordinary text. */
+export const MIN_REDACTED = 4;

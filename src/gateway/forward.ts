@@ -8,7 +8,7 @@
  */
 import type { UpstreamConfig } from '../config';
 import { egressFor, type Egress } from '../egress';
-import { problem } from '../problem';
+import { MIN_REDACTED, problem, redact } from '../problem';
 import { getToken, invalidate, type WaitUntil } from '../token/cache';
 import type { Env, TokenKey } from '../token/store';
 
@@ -59,7 +59,7 @@ export function forwardedRequestHeaders(incoming: Headers): Headers {
  * can be had.
  */
 export async function forward(ctx: ForwardContext, call: ApiCall): Promise<Response> {
-  const send = egressFor(ctx.key.upstream, ctx.upstream, ctx.env);
+  const send = egressFor(ctx.upstream, ctx.env);
   let token = await getToken(ctx.env, ctx.key, ctx.waitUntil);
   let res = await sendOnce(ctx, send, call, token);
   if (ctx.upstream.token_rejected_statuses.includes(res.status)) {
@@ -107,13 +107,12 @@ async function passBack(res: Response, token: string): Promise<Response> {
     const v = res.headers.get(name);
     if (v !== null && !v.includes(token)) headers.set(name, v);
   }
-  if (res.body === null || token.length < MIN_REDACTED_LENGTH) return new Response(res.body, { status: res.status, headers });
+  if (res.body === null || token.length < MIN_REDACTED) return new Response(res.body, { status: res.status, headers });
   // The usual answer, small JSON or text, is searched once natively; anything else is streamed
   // through the redactor (a JS transform, about twice the cost per request for small bodies).
   const length = Number(res.headers.get('Content-Length') ?? Infinity);
   if (length <= MAX_BUFFERED_BYTES && TEXTUAL.test(res.headers.get('Content-Type') ?? '')) {
-    const text = await res.text();
-    return new Response(text.includes(token) ? text.replaceAll(token, '[redacted]') : text, { status: res.status, headers });
+    return new Response(redact(await res.text(), [token]), { status: res.status, headers });
   }
   return new Response(res.body.pipeThrough(redactor(token)), { status: res.status, headers });
 }
@@ -122,8 +121,6 @@ async function passBack(res: Response, token: string): Promise<Response> {
 const MAX_BUFFERED_BYTES = 256 * 1024;
 const TEXTUAL = /^\s*(text\/|application\/([\w.+-]*\+)?(json|xml)\b)/i;
 
-/** Shorter values are not redacted (as in `redact`): cutting them out would mangle ordinary text. */
-const MIN_REDACTED_LENGTH = 4;
 const REDACTED = new TextEncoder().encode('[redacted]');
 
 /**

@@ -2,14 +2,15 @@
  * @module Isolate token cache: reuse a token without a round trip to its TokenStore.
  *
  * A warm request makes no Durable Object call: the token is served from this isolate's memory until
- * the store's `refreshAt`. Concurrent misses in one isolate share one store call, and a rejected
+ * the store's `refreshAt`; while the store has said "no token before T", that answer is repeated
+ * here too. Concurrent misses in one isolate share one store call, and a rejected
  * token is invalidated here and in the store by compare-and-swap. For sliding tokens the isolate
  * reports its use to the store every quarter lifetime, so a busy token stays alive everywhere.
  */
 import { clock } from '../clock';
 import { loadConfig } from '../config';
 import { problem, type ProblemError } from '../problem';
-import { storeName, type Env, type TokenKey, type TokenResult } from './store';
+import { storeName, type Env, type TokenKey, type TokenResult, type TokenUnavailable } from './store';
 
 interface Entry {
   token: string;
@@ -24,6 +25,19 @@ interface Entry {
 
 const entries = new Map<string, Entry>();
 const pending = new Map<string, Promise<TokenResult>>();
+
+/**
+ * "No token before `retryAt`" answers, kept so that a busy form during an outage or a spent budget
+ * does not turn every request into a Durable Object call that can only say the same. Held for at
+ * most `MAX_NEGATIVE_MS`, in case the isolate's and the store's clocks disagree.
+ */
+interface Refusal {
+  result: TokenUnavailable;
+  retryAt: number;
+  until: number;
+}
+const refusals = new Map<string, Refusal>();
+const MAX_NEGATIVE_MS = 30_000;
 
 /** Schedules work after the response (ExecutionContext.waitUntil). */
 export type WaitUntil = (promise: Promise<unknown>) => void;
@@ -45,6 +59,10 @@ export async function getToken(env: Env, key: TokenKey, waitUntil?: WaitUntil): 
   const now = clock.now();
   const e = entries.get(k);
   if (e !== undefined && now < e.refreshAt && now < e.expiresAt) return use(env, key, e, now, waitUntil);
+  const refused = refusals.get(k);
+  if (refused !== undefined && now < refused.until) {
+    throw unavailable({ ...refused.result, retryAfterSeconds: Math.max(1, Math.ceil((refused.retryAt - now) / 1000)) });
+  }
 
   let call = pending.get(k);
   if (call === undefined) {
@@ -78,11 +96,19 @@ export async function invalidate(env: Env, key: TokenKey, token: string, waitUnt
 /** Forget every cached token of this isolate (tests, credential rotation). */
 export function clearIsolateCache(): void {
   entries.clear();
+  refusals.clear();
 }
 
 function remember(env: Env, key: TokenKey, result: TokenResult, waitUntil?: WaitUntil): string {
-  if (!result.ok) throw unavailable(result);
   const now = clock.now();
+  if (!result.ok) {
+    if (result.retryAfterSeconds !== undefined && result.retryAfterSeconds > 1) {
+      const retryAt = now + result.retryAfterSeconds * 1000;
+      refusals.set(keyOf(key), { result, retryAt, until: Math.min(retryAt, now + MAX_NEGATIVE_MS) });
+    }
+    throw unavailable(result);
+  }
+  refusals.delete(keyOf(key));
   const e: Entry = {
     token: result.token,
     expiresAt: result.expiresAt,
@@ -119,6 +145,6 @@ function storeUnreachable(): TokenResult {
   return { ok: false, status: 503, title: 'Token store unavailable', detail: 'the token store could not be reached; try again', retryAfterSeconds: 1 };
 }
 
-function unavailable(r: Extract<TokenResult, { ok: false }>): ProblemError {
+function unavailable(r: TokenUnavailable): ProblemError {
   return problem(r.status, r.title, r.detail, r.retryAfterSeconds === undefined ? {} : { retryAfter: r.retryAfterSeconds });
 }

@@ -171,15 +171,9 @@ export class TokenStore extends DurableObject<Env> {
     let now = clock.now();
     if (now < this.state.coolDownUntil) return this.unavailable(now);
 
-    let creds: Credentials;
-    let send: Egress;
-    try {
-      creds = readCredentials(key.upstream, u, this.env);
-      send = egressFor(key.upstream, u, this.env);
-    } catch (e) {
-      if (e instanceof ConfigError) return configProblem(e);
-      throw e;
-    }
+    // loadConfig (in upstream()) has checked that every secret and binding is there.
+    const creds = readCredentials(key.upstream, u, this.env);
+    const send = egressFor(u, this.env);
     const deadline = Date.now() + u.token_timeout_ms;
     let failure: GrantFailure = { kind: 'transient', detail: 'token request not sent' };
 

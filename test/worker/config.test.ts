@@ -57,6 +57,16 @@ describe('config validation', () => {
     }
   });
 
+  it('an egress binding that is not bound is named at start', async () => {
+    const unbound = { ...env, UPSTREAMS: { a: { ...good, egress: { mode: 'binding', binding: 'NO_SUCH_BINDING' } } }, ROUTES: {} };
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(new Request('https://injector.example/anything'), unbound, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(text, text).toContain('UPSTREAMS.a.egress.binding: no service binding named \\"NO_SUCH_BINDING\\"');
+  });
+
   it('a missing Worker secret is named by its key and secret name, and no secret value is shown', async () => {
     const missing = { ...env, UPSTREAMS: { a: { ...good, client_secret_from: 'NOT_SET_ANYWHERE' } }, ROUTES: { r: { path: '/r', upstream: 'a', target: '/y', allowed_origins: ['https://forms.example.org'] } } };
     const ctx = createExecutionContext();

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { clearIsolateCache } from '../../src/token/cache';
 import { TokenStore } from '../../src/token/store';
 import { apiHits, post, revoke, tokenHits } from '../helpers';
-import { store } from './token-helpers';
+import { countStoreCalls, store } from './token-helpers';
 
 describe('single-flight', () => {
   it('500 concurrent requests on a cold start make exactly one token request, and all 500 reach the API with it', async () => {
@@ -30,26 +30,19 @@ describe('single-flight', () => {
 
   it('a warm request makes no Durable Object call and no token request: its only subrequest is the API call', async () => {
     expect((await post('/t/warm', {})).status).toBe(200);
-    // RPC dispatches through the class, so count calls there (for this upstream only).
-    const proto = TokenStore.prototype;
-    const original = proto.getToken;
-    let storeCalls = 0;
-    proto.getToken = function (this: TokenStore, k) {
-      if (k.upstream === 'warm') storeCalls++;
-      return original.call(this, k);
-    };
+    const store = countStoreCalls('warm');
     try {
       const before = (await tokenHits('warm')).length;
       for (let i = 0; i < 20; i++) expect((await post('/t/warm', { i })).status).toBe(200);
-      expect(storeCalls).toBe(0);
+      expect(store.calls).toBe(0);
       expect((await tokenHits('warm')).length).toBe(before);
       expect(await apiHits('warm')).toHaveLength(21);
       // The counter does count: a cold isolate asks the store.
       clearIsolateCache();
       expect((await post('/t/warm', {})).status).toBe(200);
-      expect(storeCalls).toBe(1);
+      expect(store.calls).toBe(1);
     } finally {
-      proto.getToken = original;
+      store.restore();
     }
   });
 });

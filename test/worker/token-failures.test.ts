@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_OUTAGE_BACKOFF_MS } from '../../src/token/store';
 import { apiHits, post, setToken, tokenHits } from '../helpers';
-import { fakeClock, MINUTE, SECOND } from './token-helpers';
+import { countStoreCalls, fakeClock, MINUTE, SECOND } from './token-helpers';
 
 /**
  * The documented bound: during an outage a refresh cycle sends at most `max_attempts` requests, and
@@ -63,6 +63,47 @@ describe('token endpoint down', () => {
     expect(res.status).toBe(503);
     expect(res.json()).toMatchObject({ detail: 'token request timed out' });
     expect((await tokenHits('slow')).length).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('an outage with a token in hand', () => {
+  it('uses the current token inside the refresh margin, and never once it has expired', async () => {
+    const clock = fakeClock();
+    const t0 = clock.now();
+    await setToken('expiring', { expiresIn: 300 });
+    expect((await post('/t/expiring', {})).status).toBe(200);
+    const [first] = await apiHits('expiring');
+    await setToken('expiring', { status: 503, body: 'down' });
+
+    clock.set(t0 + 280 * SECOND); // inside the 60 s margin: a refresh is tried, fails, the token is still good
+    expect((await post('/t/expiring', {})).status).toBe(200);
+    clock.set(t0 + 301 * SECOND); // expired, endpoint still down
+    const late = await post('/t/expiring', {});
+    expect(late.status).toBe(503);
+    const api = await apiHits('expiring');
+    expect(api).toHaveLength(2); // the 301 s request never reached the API
+    expect(api[1]!.headers.authorization).toBe(first!.headers.authorization);
+  });
+});
+
+describe('isolates remember a refusal', () => {
+  it('while the store has said "no token for 30 s", requests get 503 without a Durable Object call', async () => {
+    const clock = fakeClock();
+    await setToken('refused', { status: 429, body: '{}', headers: { 'Retry-After': '30' } });
+    expect((await post('/t/refused', {})).status).toBe(503);
+    const store = countStoreCalls('refused');
+    try {
+      clock.advance(5 * SECOND);
+      const answers = await Promise.all(Array.from({ length: 50 }, () => post('/t/refused', {})));
+      expect(answers.every((a) => a.status === 503 && a.headers.get('Retry-After') === '25')).toBe(true);
+      expect(store.calls).toBe(0);
+      clock.advance(26 * SECOND); // the cool-down is over: the store is asked again
+      await setToken('refused', {});
+      expect((await post('/t/refused', {})).status).toBe(200);
+      expect(store.calls).toBe(1);
+    } finally {
+      store.restore();
+    }
   });
 });
 
