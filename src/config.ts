@@ -259,8 +259,9 @@ export function loadConfig(env: ConfigVars): Config {
   return entry;
 }
 
-function isFetcher(v: unknown): v is Fetcher {
-  return typeof v === 'object' && v !== null && typeof (v as Fetcher).fetch === 'function';
+/** A service binding (anything with `fetch`); structural, so this module also loads in Node. */
+function isFetcher(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && typeof (v as { fetch?: unknown }).fetch === 'function';
 }
 
 /** The credentials of one upstream, read from Worker secrets. Never logged, never returned. */
