@@ -64,13 +64,13 @@ const started = performance.now();
 
 const PAGE_ORIGIN = 'https://forms.bench.example';
 const WORKER_URL = 'https://injector.bench.example/api/code/nurse';
-const API_ORIGIN = 'http://api.bench.test';
+const API_ORIGIN = 'https://api.bench.test';
 const SECRET = 'bench-secret-not-real';
 
 const UPSTREAMS = {
   bench: {
     api_origin: API_ORIGIN,
-    token_url: 'http://auth.bench.test/oauth2/token',
+    token_url: 'https://auth.bench.test/oauth2/token',
     client_id: 'bench-client',
     client_secret_from: 'BENCH_SECRET',
     // Room for every token request of the recovery rounds (the default is 10 per 60 s).

@@ -15,6 +15,29 @@ const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the nam
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
 
+/** Loopback hosts, where plain http is allowed (local runs: the demo, tests). */
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/**
+ * A URL our credentials or tokens are sent to: https (http only on loopback, for local runs) and
+ * no userinfo (a `user:pass@` would put a credential in the config and the logs).
+ */
+const credentialUrl = httpUrl.superRefine((s, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    return; // already refused as not a URL
+  }
+  if (url.username !== '' || url.password !== '') ctx.addIssue({ code: 'custom', message: 'must not contain user:password@ (use the *_from secret keys)' });
+  if (url.protocol === 'http:' && !isLoopback(url.hostname)) ctx.addIssue({ code: 'custom', message: 'must be https (http only for localhost / 127.0.0.1)' });
+});
+
+/** A space-delimited scope list with at least one scope in it. */
+const scopeList = z.string().refine((s) => s.trim() !== '', 'must name at least one scope (leave the key out for none)');
+
 /** Form parameters we set ourselves; `extra_params` may not overwrite them. */
 const RESERVED_PARAMS = ['grant_type', 'scope', 'client_id', 'client_secret'];
 
@@ -33,9 +56,9 @@ const egressSchema = z.discriminatedUnion('mode', [
 export const upstreamSchema = z
   .strictObject({
     /** Base URL of the API; route targets are appended to its path. */
-    api_origin: httpUrl,
+    api_origin: credentialUrl,
     /** Token endpoint. */
-    token_url: httpUrl,
+    token_url: credentialUrl,
     token_method: z.enum(['POST', 'GET']).default('POST'),
     /** RFC 6749 §2.3.1 client authentication. */
     client_auth: z.enum(['client_secret_basic', 'client_secret_post', 'none']).default('client_secret_basic'),
@@ -52,7 +75,7 @@ export const upstreamSchema = z
     username_field: z.string().min(1).default('username'),
     password_field: z.string().min(1).default('password'),
     /** Default scope (space-delimited); a route may ask for another. Each scope set is its own token. */
-    scope: z.string().optional(),
+    scope: scopeList.optional(),
     /** Extra token-request form params (audience, resource). */
     extra_params: z.record(z.string(), z.string()).default({}),
     /** `json`: a JSON object; `text`: the whole body is the token (a bare JWT). */
@@ -67,9 +90,12 @@ export const upstreamSchema = z
     inject_format: z.string().includes('{token}', { error: 'must contain {token}' }).default('Bearer {token}'),
     /** API statuses that mean "this token was rejected": invalidate and retry once. */
     token_rejected_statuses: z.array(z.int().min(400).max(599)).min(1).default([401]),
-    /** Refresh this long before expiry. */
+    /** Refresh this long before expiry (capped at 1/20 of a token's lifetime). */
     refresh_margin_seconds: z.int().min(0).default(60),
-    token_budget: budgetSchema.default({ max_requests: 10, window_seconds: 60 }),
+    /** A hard limit on token requests. Unset: a guard against storms (10 per minute) that never stops the one-per-lifetime refresh. */
+    token_budget: budgetSchema.optional(),
+    /** Token-endpoint statuses that mean "too many token requests": stop asking for a while. */
+    token_throttled_statuses: z.array(z.int().min(400).max(599)).default([429, 403]),
     /** Whole time a refresh (all attempts) may take. */
     token_timeout_ms: z.int().min(100).max(60_000).default(10_000),
     /** Token requests per refresh when the endpoint fails transiently. */
@@ -103,9 +129,6 @@ export const upstreamSchema = z
         ctx.addIssue({ code: 'custom', path: ['extra_params', key], message: `${key} is set by the grant itself` });
       }
     }
-    if (u.refresh_margin_seconds * 2 > u.default_lifetime_seconds) {
-      issue('refresh_margin_seconds', 'must be at most half of default_lifetime_seconds');
-    }
   });
 
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
@@ -130,7 +153,7 @@ export const routeSchema = z.strictObject({
   /** Path on the API, `{param}` placeholders filled from the public path. */
   target: z.string().regex(/^\/[A-Za-z0-9_.~\-/{}]*$/, 'must be a path like /v1/topics/{topic}/code'),
   /** Scope set for this route's token (overrides the upstream's). */
-  scope: z.string().optional(),
+  scope: scopeList.optional(),
   /** Exact origins (scheme://host[:port]) allowed to call this route. */
   allowed_origins: z.array(z.string()).default([]),
   /** Allow any origin; must be said explicitly. */
@@ -297,6 +320,14 @@ export function readCredentials(name: string, u: UpstreamConfig, env: object): C
 /** The credential values, for redaction of any outside text. */
 export function sensitiveValues(c: Credentials): string[] {
   return [c.clientSecret, c.password, c.clientId, c.username].filter((v): v is string => v !== undefined);
+}
+
+/** Every scope set (normalised) the config asks tokens of `upstream` for: its own and its routes'. */
+export function scopesOf(config: Config, upstream: string): string[] {
+  const u = config.upstreams[upstream];
+  if (u === undefined) return [];
+  const routes = Object.values(config.routes).filter((r) => r.upstream === upstream);
+  return [...new Set([scopeKey(u.scope), ...routes.map((r) => scopeKey(r.scope ?? u.scope))])];
 }
 
 /** Normalise a scope string: each distinct *set* of scopes is one token. */

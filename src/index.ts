@@ -12,7 +12,7 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { resultPage } from './demo/result-page';
 import { registerRoutes, routeErrorAnswer, type GatewayEnv } from './gateway/routes';
 import { problem, problemResponse, ProblemError } from './problem';
-import type { Env } from './token/store';
+import type { Env } from './env';
 
 export { TokenStore } from './token/store';
 

@@ -3,14 +3,17 @@
  *
  * Only allowlisted request headers go up and only allowlisted response headers come back; the
  * injected token is the only credential the API sees, and it is cut out of anything the API echoes
- * back. A "token rejected" status invalidates the token by compare-and-swap and retries once with
- * the replacement; a second rejection is a 502.
+ * back. A "token rejected" status is reported to the token engine, which hands back a replacement
+ * (or the token that already replaced it) for one retry, or says why the token was kept; a second
+ * rejection is a 502. Uses the API accepted are reported back (sliding expiry, rejection judgement).
  */
+import { clock } from '../clock';
 import type { UpstreamConfig } from '../config';
 import { egressFor, type Egress } from '../egress';
+import type { Env } from '../env';
 import { MIN_REDACTED, problem, redact } from '../problem';
-import { getToken, invalidate, type WaitUntil } from '../token/cache';
-import type { Env, TokenKey } from '../token/store';
+import { getToken, reportRejected, reportUse, type TokenRef, type WaitUntil } from '../token/cache';
+import { freshTokenRejectedProblem, rejectedProblem, unavailableProblem } from './token-problems';
 
 /** Request headers a browser may pass to the API. Authorization, Cookie, X-Forwarded-* never do. */
 export const FORWARDED_REQUEST_HEADERS = ['accept', 'accept-language', 'content-language'] as const;
@@ -30,7 +33,7 @@ export interface ApiCall {
 /** Everything the forwarder needs from the request in hand. */
 export interface ForwardContext {
   env: Env;
-  key: TokenKey;
+  key: TokenRef;
   upstream: UpstreamConfig;
   waitUntil?: WaitUntil;
 }
@@ -60,17 +63,28 @@ export function forwardedRequestHeaders(incoming: Headers): Headers {
  */
 export async function forward(ctx: ForwardContext, call: ApiCall): Promise<Response> {
   const send = egressFor(ctx.upstream, ctx.env);
-  let token = await getToken(ctx.env, ctx.key, ctx.waitUntil);
+  const rejects = (status: number) => ctx.upstream.token_rejected_statuses.includes(status);
+  const first = await getToken(ctx.env, ctx.key);
+  if (first.kind !== 'token') throw unavailableProblem(first, clock.now());
+  let token = first.token;
+  let sentAt = clock.now();
   let res = await sendOnce(ctx, send, call, token);
-  if (ctx.upstream.token_rejected_statuses.includes(res.status)) {
+  if (rejects(res.status)) {
     await res.body?.cancel();
-    token = await invalidate(ctx.env, ctx.key, token, ctx.waitUntil);
+    const next = await reportRejected(ctx.env, ctx.key, token);
+    if (next.kind === 'unavailable') throw unavailableProblem(next, clock.now());
+    if (next.kind === 'kept') throw rejectedProblem(next, res.status, clock.now());
+    token = next.token;
+    sentAt = clock.now();
     res = await sendOnce(ctx, send, call, token);
-    if (ctx.upstream.token_rejected_statuses.includes(res.status)) {
+    if (rejects(res.status)) {
       await res.body?.cancel();
-      throw problem(502, 'Upstream rejected a fresh token', `the API answered ${res.status} to a token it had just been given; not retrying again`);
+      // Tell the engine a fresh token was rejected too: it stops replacing tokens on such answers.
+      await reportRejected(ctx.env, ctx.key, token);
+      throw freshTokenRejectedProblem(res.status);
     }
   }
+  await reportUse(ctx.env, ctx.key, token, sentAt, ctx.waitUntil);
   return await passBack(res, token);
 }
 

@@ -12,7 +12,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Config, RouteConfig } from '../config';
 import { problem, ProblemError } from '../problem';
-import type { Env } from '../token/store';
+import type { Env } from '../env';
 import { scopeKey } from '../config';
 import { readSubmission } from './body';
 import { apiUrl, forward, forwardedRequestHeaders } from './forward';

@@ -2,149 +2,160 @@
  * @module Isolate token cache: reuse a token without a round trip to its TokenStore.
  *
  * A warm request makes no Durable Object call: the token is served from this isolate's memory until
- * the store's `refreshAt`; while the store has said "no token before T", that answer is repeated
- * here too. Concurrent misses in one isolate share one store call, and a rejected
- * token is invalidated here and in the store by compare-and-swap. For sliding tokens the isolate
- * reports its use to the store every quarter lifetime, so a busy token stays alive everywhere.
+ * the store's `refreshAt`, and never at or after its `usableUntil`. While the store has said "no
+ * token before T", or "the API's rejections are ignored until T", that answer is repeated here too
+ * (for at most 30 s, in case clocks disagree). Concurrent misses in one isolate share one store call.
+ * When the store cannot be reached, a token in hand is used until it stops being usable, and the
+ * failure is logged. Accepted uses are reported to the store once per token, and for sliding tokens
+ * every quarter lifetime, so a busy sliding token stays alive everywhere.
  */
 import { clock } from '../clock';
-import { loadConfig } from '../config';
-import { problem, type ProblemError } from '../problem';
-import { storeName, type Env, type TokenKey, type TokenResult, type TokenUnavailable } from './store';
+import type { Env } from '../env';
+import { fingerprintOf, storeName, storeStub, type StoreRef } from './credential-set';
+import type { RejectionOutcome, TokenKept, TokenLease, TokenOutcome, TokenUnavailable } from './outcome';
 
-interface Entry {
-  token: string;
-  expiresAt: number;
-  refreshAt: number;
-  lifetimeMs: number;
-  sliding: boolean;
-  /** Sliding tokens: last use seen by this isolate, and last use reported to the store. */
-  lastUsedAt: number;
-  lastReportedAt: number;
+/** Which token a request needs: an upstream (credential set) and a normalised scope set. */
+export interface TokenRef {
+  upstream: string;
+  scope: string;
 }
-
-const entries = new Map<string, Entry>();
-const pending = new Map<string, Promise<TokenResult>>();
-
-/**
- * "No token before `retryAt`" answers, kept so that a busy form during an outage or a spent budget
- * does not turn every request into a Durable Object call that can only say the same. Held for at
- * most `MAX_NEGATIVE_MS`, in case the isolate's and the store's clocks disagree.
- */
-interface Refusal {
-  result: TokenUnavailable;
-  retryAt: number;
-  until: number;
-}
-const refusals = new Map<string, Refusal>();
-const MAX_NEGATIVE_MS = 30_000;
 
 /** Schedules work after the response (ExecutionContext.waitUntil). */
 export type WaitUntil = (promise: Promise<unknown>) => void;
 
-const keyOf = (k: TokenKey) => storeName(k);
-
-function storeFor(env: Env, key: TokenKey) {
-  // Only the first get() of an Object decides where it lives; the hint is harmless afterwards.
-  const locationHint = loadConfig(env).upstreams[key.upstream]?.location_hint;
-  return env.TOKEN_STORE.get(env.TOKEN_STORE.idFromName(storeName(key)), locationHint === undefined ? {} : { locationHint });
+interface Entry {
+  lease: TokenLease;
+  /** Whether this isolate has told the store the token works, and when it last reported a use. */
+  acceptReported: boolean;
+  lastReportedAt: number;
+  /** The store said rejections of this token are ignored until then. */
+  ignored?: { outcome: TokenKept; until: number };
 }
 
-/**
- * A token for `key` that is good to use now. Throws a `ProblemError` (502/503 with Retry-After) when
- * none can be had; an expired token is never returned.
- */
-export async function getToken(env: Env, key: TokenKey, waitUntil?: WaitUntil): Promise<string> {
-  const k = keyOf(key);
+const entries = new Map<string, Entry>();
+const pending = new Map<string, Promise<TokenOutcome | RejectionOutcome>>();
+const refusals = new Map<string, { outcome: TokenUnavailable; until: number }>();
+
+/** Longest a negative answer of the store is repeated here without asking it again. */
+const MAX_NEGATIVE_MS = 30_000;
+/** With the store unreachable and a token in hand, ask the store again this often. */
+const STORE_RETRY_MS = 1_000;
+
+async function storeRef(env: Env, ref: TokenRef): Promise<StoreRef> {
+  return { upstream: ref.upstream, scope: ref.scope, fp: await fingerprintOf(env, ref.upstream) };
+}
+
+const keyOf = (r: StoreRef) => `${storeName(r.upstream, r.fp)}\u0000${r.scope}`;
+
+/** A token for `ref` that is usable now, or why there is none. Never an expired token. */
+export async function getToken(env: Env, ref: TokenRef): Promise<TokenOutcome> {
+  const sref = await storeRef(env, ref);
+  const k = keyOf(sref);
   const now = clock.now();
   const e = entries.get(k);
-  if (e !== undefined && now < e.refreshAt && now < e.expiresAt) return use(env, key, e, now, waitUntil);
+  if (e !== undefined && now < e.lease.refreshAt && now < e.lease.usableUntil) return e.lease;
   const refused = refusals.get(k);
-  if (refused !== undefined && now < refused.until) {
-    throw unavailable({ ...refused.result, retryAfterSeconds: Math.max(1, Math.ceil((refused.retryAt - now) / 1000)) });
-  }
+  if (refused !== undefined && now < refused.until) return refused.outcome;
 
-  let call = pending.get(k);
-  if (call === undefined) {
-    call = storeFor(env, key).getToken(key).catch(storeUnreachable);
-    pending.set(k, call);
-    void call.finally(() => pending.delete(k));
+  const outcome = (await shared(k, sref, () => storeStub(env, sref.upstream, sref.fp).getToken(sref))) as TokenOutcome;
+  const later = clock.now();
+  if (outcome.kind === 'unavailable' && outcome.reason === 'store_unreachable' && e !== undefined && later < e.lease.usableUntil) {
+    // The store is down but the token in hand is still good: use it, and ask again soon.
+    e.lease.refreshAt = Math.min(e.lease.usableUntil, later + STORE_RETRY_MS);
+    return e.lease;
   }
-  return remember(env, key, await call, waitUntil);
+  return remember(k, outcome);
 }
 
 /**
- * The API rejected `token`: forget it here, ask the store to replace it (compare-and-swap), and
- * return the replacement. Concurrent reports of the same token share one store call.
+ * The API rejected `token`. Returns a token to retry with (a replacement, or the one that already
+ * replaced it), or why the token was kept or none can be had. Concurrent reports share one call.
  */
-export async function invalidate(env: Env, key: TokenKey, token: string, waitUntil?: WaitUntil): Promise<string> {
-  const k = keyOf(key);
+export async function reportRejected(env: Env, ref: TokenRef, token: string): Promise<RejectionOutcome> {
+  const sref = await storeRef(env, ref);
+  const k = keyOf(sref);
+  const now = clock.now();
   const e = entries.get(k);
-  if (e !== undefined && e.token !== token && clock.now() < e.expiresAt) return use(env, key, e, clock.now(), waitUntil);
-  if (e?.token === token) entries.delete(k);
+  if (e !== undefined && e.lease.token !== token && now < e.lease.usableUntil) return e.lease;
+  if (e?.lease.token === token && e.ignored !== undefined && now < e.ignored.until) return e.ignored.outcome;
 
-  const pk = `${k}\u0000invalidate\u0000${token}`;
-  let call = pending.get(pk);
-  if (call === undefined) {
-    call = storeFor(env, key).invalidate({ ...key, token }).catch(storeUnreachable);
-    pending.set(pk, call);
-    void call.finally(() => pending.delete(pk));
+  const outcome = await shared(`${k}\u0000rejected\u0000${token}`, sref, () => storeStub(env, sref.upstream, sref.fp).reportRejected({ ...sref, token }));
+  if (outcome.kind === 'kept') {
+    const held = entries.get(k);
+    if (outcome.why === 'rejections_ignored' && held?.lease.token === token && outcome.retryAt !== undefined) {
+      held.ignored = { outcome, until: Math.min(outcome.retryAt, clock.now() + MAX_NEGATIVE_MS) };
+    }
+    return outcome;
   }
-  return remember(env, key, await call, waitUntil);
+  return remember(k, outcome);
 }
 
-/** Forget every cached token of this isolate (tests, credential rotation). */
+/**
+ * A request made with `lease`'s token at `sentAt` was answered without a rejection. A sliding token
+ * is extended from that use here at once; the store hears of it once per token (so it knows the
+ * token works) and, for sliding tokens, every quarter lifetime.
+ */
+export async function reportUse(env: Env, ref: TokenRef, token: string, sentAt: number, waitUntil?: WaitUntil): Promise<void> {
+  const sref = await storeRef(env, ref);
+  const e = entries.get(keyOf(sref));
+  if (e === undefined || e.lease.token !== token) return;
+  const l = e.lease;
+  if (l.sliding) {
+    // The upstream extends from when the request arrived, no earlier than when we sent it.
+    const slid = sentAt + l.lifetimeMs - l.skewMs;
+    const until = Math.min(slid, l.hardUsableUntil);
+    if (until > l.usableUntil) {
+      l.usableUntil = until;
+      l.refreshAt = slid < l.hardUsableUntil ? until : l.hardRefreshAt;
+    }
+  }
+  if (e.acceptReported && !(l.sliding && sentAt - e.lastReportedAt >= l.lifetimeMs / 4)) return;
+  e.acceptReported = true;
+  e.lastReportedAt = sentAt;
+  const report = storeStub(env, sref.upstream, sref.fp)
+    .reportUse({ ...sref, token, usedAt: sentAt })
+    .catch((err: unknown) => logStoreFailure(sref, err));
+  if (waitUntil !== undefined) waitUntil(report);
+}
+
+/** Forget every cached token and answer of this isolate (tests, credential rotation). */
 export function clearIsolateCache(): void {
   entries.clear();
   refusals.clear();
 }
 
-function remember(env: Env, key: TokenKey, result: TokenResult, waitUntil?: WaitUntil): string {
+function shared(k: string, sref: StoreRef, call: () => Promise<TokenOutcome | RejectionOutcome>): Promise<TokenOutcome | RejectionOutcome> {
+  let p = pending.get(k);
+  if (p === undefined) {
+    p = call().catch((err: unknown): TokenUnavailable => {
+      logStoreFailure(sref, err);
+      return { kind: 'unavailable', reason: 'store_unreachable', detail: 'the token store could not be reached; try again', retryAt: clock.now() + STORE_RETRY_MS };
+    });
+    pending.set(k, p);
+    void p.finally(() => pending.delete(k));
+  }
+  return p;
+}
+
+function remember<T extends TokenOutcome>(k: string, outcome: T): T | TokenUnavailable {
   const now = clock.now();
-  if (!result.ok) {
-    if (result.retryAfterSeconds !== undefined && result.retryAfterSeconds > 1) {
-      const retryAt = now + result.retryAfterSeconds * 1000;
-      refusals.set(keyOf(key), { result, retryAt, until: Math.min(retryAt, now + MAX_NEGATIVE_MS) });
+  if (outcome.kind === 'unavailable') {
+    if (outcome.retryAt !== undefined && outcome.retryAt - now > STORE_RETRY_MS) {
+      refusals.set(k, { outcome, until: Math.min(outcome.retryAt, now + MAX_NEGATIVE_MS) });
     }
-    throw unavailable(result);
+    return outcome;
   }
-  refusals.delete(keyOf(key));
-  const e: Entry = {
-    token: result.token,
-    expiresAt: result.expiresAt,
-    refreshAt: result.refreshAt,
-    lifetimeMs: result.lifetimeMs,
-    sliding: result.sliding,
-    lastUsedAt: now,
-    lastReportedAt: now,
-  };
-  if (now >= e.expiresAt) throw problem(503, 'Upstream token unavailable', 'the token store returned an expired token', { retryAfter: 1 });
-  entries.set(keyOf(key), e);
-  return use(env, key, e, now, waitUntil);
-}
-
-function use(env: Env, key: TokenKey, e: Entry, now: number, waitUntil?: WaitUntil): string {
-  if (e.sliding) {
-    // Each use pushes a sliding token's expiry out, here and (every quarter lifetime) in the store.
-    const margin = e.expiresAt - e.refreshAt;
-    e.lastUsedAt = now;
-    e.expiresAt = Math.max(e.expiresAt, now + e.lifetimeMs);
-    e.refreshAt = Math.max(e.refreshAt, e.expiresAt - margin);
-    if (now - e.lastReportedAt >= e.lifetimeMs / 4) {
-      e.lastReportedAt = now;
-      const report = storeFor(env, key).touch({ ...key, token: e.token, at: now });
-      if (waitUntil !== undefined) waitUntil(report);
-      else void report.catch(() => undefined);
-    }
+  refusals.delete(k);
+  if (now >= outcome.usableUntil) {
+    return { kind: 'unavailable', reason: 'outage', detail: 'the token store returned a token that is no longer usable', retryAt: now + STORE_RETRY_MS };
   }
-  return e.token;
+  const lease: TokenLease = { ...outcome };
+  const prev = entries.get(k);
+  entries.set(k, { lease, acceptReported: prev?.lease.token === lease.token && prev.acceptReported, lastReportedAt: prev?.lease.token === lease.token ? prev.lastReportedAt : -Infinity });
+  return lease as T;
 }
 
-/** The Durable Object call itself failed (overloaded, being reset): a retry soon is the cure. */
-function storeUnreachable(): TokenResult {
-  return { ok: false, status: 503, title: 'Token store unavailable', detail: 'the token store could not be reached; try again', retryAfterSeconds: 1 };
-}
-
-function unavailable(r: TokenUnavailable): ProblemError {
-  return problem(r.status, r.title, r.detail, r.retryAfterSeconds === undefined ? {} : { retryAfter: r.retryAfterSeconds });
+/** The store call failed (overloaded, being reset): logged by name only, never a token. */
+function logStoreFailure(sref: StoreRef, err: unknown): void {
+  console.error(JSON.stringify({ event: 'token_store_unreachable', upstream: sref.upstream, scope: sref.scope, error: err instanceof Error ? err.name : typeof err }));
 }

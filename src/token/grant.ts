@@ -1,22 +1,41 @@
 /**
- * @module Token grant: build the token request each upstream style wants, and read its answer.
+ * @module Token grant: build the token request each upstream style wants, and read its answer
+ * strictly.
  *
- * Pure functions, no state: when to ask and how often is the TokenStore's job. Names follow RFC
- * 6749 (`client_secret_basic`, `client_secret_post`).
+ * Pure functions, no state: when to ask and how often is the policy's and the TokenStore's job.
+ * Names follow RFC 6749 (`client_secret_basic`, `client_secret_post`). An answer that is not what
+ * the spec says is an error naming the field, never a silent default; bodies are read through a
+ * size limit; redirects are never followed (a 3xx would resend the client secret to another host).
  */
 import { decodeJwt } from 'jose';
 import type { Credentials, UpstreamConfig } from '../config';
+import type { AnsweredLifetime, CycleFailure } from './policy';
+
+/** Largest token answer read (Go's oauth2 reads through a 1 MiB limit too). */
+export const MAX_TOKEN_ANSWER_BYTES = 1024 * 1024;
+/** Of an error answer only the start is read, for its OAuth error code. */
+const MAX_ERROR_BYTES = 16 * 1024;
+/** Shorter tokens are refused: a token that short could not be cut out of what the API echoes. */
+export const MIN_TOKEN_LENGTH = 8;
 
 /**
  * RFC 6749 §2.3.1: client id and secret are form-urlencoded *before* they are joined and base64'd,
  * so a secret like `p@ss:w/rd+%` survives the trip.
  */
 export function basicCredentials(clientId: string, clientSecret: string): string {
-  const enc = (s: string) => new URLSearchParams({ s }).toString().slice(2);
-  const bytes = new TextEncoder().encode(`${enc(clientId)}:${enc(clientSecret)}`);
+  return `Basic ${base64(`${formEncode(clientId)}:${formEncode(clientSecret)}`)}`;
+}
+
+/** application/x-www-form-urlencoded encoding of one value. */
+export function formEncode(s: string): string {
+  return new URLSearchParams({ s }).toString().slice(2);
+}
+
+/** Base64 of a string's UTF-8 bytes. */
+export function base64(s: string): string {
   let binary = '';
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return `Basic ${btoa(binary)}`;
+  for (const b of new TextEncoder().encode(s)) binary += String.fromCharCode(b);
+  return btoa(binary);
 }
 
 /** The token request for this upstream and scope set (`scope` already normalised, '' for none). */
@@ -38,117 +57,167 @@ export function buildTokenRequest(u: UpstreamConfig, creds: Credentials, scope: 
     params.set('client_secret', creds.clientSecret ?? '');
   }
 
+  // `manual`: a 3xx comes back to us as it is, and is refused (see readTokenResponse).
   if (u.token_method === 'GET') {
     // Config refuses GET with a credential in the params, so only public params reach the URL.
     const url = new URL(u.token_url);
     for (const [k, v] of params) url.searchParams.set(k, v);
-    return new Request(url, { method: 'GET', headers });
+    return new Request(url, { method: 'GET', headers, redirect: 'manual' });
   }
   headers.set('Content-Type', 'application/x-www-form-urlencoded');
-  return new Request(u.token_url, { method: 'POST', headers, body: params.toString() });
+  return new Request(u.token_url, { method: 'POST', headers, body: params.toString(), redirect: 'manual' });
 }
 
-/** A token as issued: the value and when the issuer says it stops working (fixed) or its lifetime. */
-export interface IssuedToken {
+/** A token as issued, with what the answer said about its lifetime. */
+export interface IssuedToken extends AnsweredLifetime {
   token: string;
-  /** Lifetime in ms counted from issue (fixed) or from last use (sliding). */
-  lifetimeMs: number;
 }
 
-/** Why a token answer could not be used; `kind` decides what the store does next. */
-export type GrantFailure =
-  /** 5xx, timeout, network error, an unreadable body: worth a retry. */
-  | { kind: 'transient'; detail: string }
-  /** 429, or 403 (ABS's "too many token requests"): stop asking for a while. */
-  | { kind: 'throttled'; detail: string; retryAfterSeconds?: number }
-  /** 400/401 and other 4xx: the credentials or the request are wrong; retrying will not help. */
-  | { kind: 'rejected'; detail: string };
-
-const MAX_DETAIL = 200;
+export type GrantResult = { ok: true; value: IssuedToken } | { ok: false; failure: CycleFailure };
 
 /**
- * Read a token endpoint's answer. `now` is used only to turn a JWT's `exp` into a lifetime.
- * Detail strings are built from status codes and RFC 6749 §5.2 error codes only, never the raw body,
- * and are passed through redaction by the caller anyway.
+ * Read a token endpoint's answer. Detail strings are built from the status, an RFC 6749 §5.2 error
+ * code of the registered shape and config key names only, never from the body's free text (which
+ * may quote a credential in any encoding).
  */
-export async function readTokenResponse(
-  u: UpstreamConfig,
-  res: Response,
-  now: number,
-): Promise<{ ok: true; value: IssuedToken } | { ok: false; failure: GrantFailure }> {
-  const text = await res.text();
-  if (!res.ok) return { ok: false, failure: classifyError(res, text) };
-
-  let token: string | undefined;
-  let lifetimeS: number | undefined;
-  if (u.token_response === 'text') {
-    token = text.trim();
-    if (token === '' || /[\s<>"]/.test(token)) return transient(`token endpoint answered ${res.status} with a body that is not a bare token`);
-  } else {
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      const type = res.headers.get('Content-Type') ?? 'no content type';
-      return transient(`token endpoint answered ${res.status} with a body that is not JSON (${type.slice(0, 60)})`);
+export async function readTokenResponse(u: UpstreamConfig, res: Response, now = Date.now()): Promise<GrantResult> {
+  const s = res.status;
+  if (s >= 300 && s < 400) {
+    await res.body?.cancel();
+    // Never the Location: it is not ours to show, and following it would resend the credentials.
+    return fail('misconfigured', `token endpoint answered ${s} (a redirect, not followed): set token_url to the endpoint itself`);
+  }
+  if (!res.ok) {
+    const code = oauthErrorCode(await readAtMost(res, MAX_ERROR_BYTES));
+    const detail = `token endpoint answered ${s}${code === undefined ? '' : ` (${code})`}`;
+    if (u.token_throttled_statuses.includes(s)) {
+      const retryAfter = parseRetryAfter(res.headers.get('Retry-After'), now);
+      return { ok: false, failure: { kind: 'throttled', detail, ...(retryAfter === undefined ? {} : { retryAfterMs: retryAfter * 1000 }) } };
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return transient('token endpoint answered with JSON that is not an object');
-    const record = body as Record<string, unknown>;
-    const t = record[u.token_field];
-    if (typeof t !== 'string' || t === '') return transient(`token endpoint answer has no "${u.token_field}" string`);
-    token = t;
-    lifetimeS = readLifetime(record[u.expires_in_field]);
+    if (s === 404 || s === 405) return fail('misconfigured', `${detail}: check token_url and token_method`);
+    if (s >= 500 || s === 408) return fail('transient', detail);
+    return fail('refused', detail);
   }
 
-  if (lifetimeS === undefined) lifetimeS = jwtLifetimeSeconds(token, now);
-  return { ok: true, value: { token, lifetimeMs: (lifetimeS ?? u.default_lifetime_seconds) * 1000 } };
+  const text = await readAtMost(res, MAX_TOKEN_ANSWER_BYTES);
+  if (text === undefined) return fail('invalid_answer', `token endpoint answered ${s} with a body over ${MAX_TOKEN_ANSWER_BYTES} bytes`);
+
+  if (u.token_response === 'text') {
+    const token = text.trim();
+    const bad = tokenProblem(token);
+    return bad === undefined ? { ok: true, value: withJwtExp({ token }) } : fail('invalid_answer', `token endpoint's bare token ${bad}`);
+  }
+
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // A proxy's HTML page, a truncated answer: worth another try.
+    return fail('transient', `token endpoint answered ${s} with a body that is not JSON (${mediaTypeName(res.headers.get('Content-Type'))})`);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return fail('invalid_answer', 'token endpoint answered with JSON that is not an object');
+  const record = body as Record<string, unknown>;
+  // Some servers answer 200 with an error object (Go's oauth2 treats it as a failure too).
+  if (Object.hasOwn(record, 'error') && record.error !== null && record.error !== undefined) {
+    const code = typeof record.error === 'string' ? registeredCode(record.error) : undefined;
+    return fail('refused', `token endpoint answered ${s} with an error${code === undefined ? '' : ` (${code})`}`);
+  }
+  const token = Object.hasOwn(record, u.token_field) ? record[u.token_field] : undefined;
+  if (typeof token !== 'string') return fail('invalid_answer', `"${u.token_field}" must be a string`);
+  const bad = tokenProblem(token);
+  if (bad !== undefined) return fail('invalid_answer', `"${u.token_field}" ${bad}`);
+
+  const raw = Object.hasOwn(record, u.expires_in_field) ? record[u.expires_in_field] : undefined;
+  if (raw === undefined || raw === null) return { ok: true, value: withJwtExp({ token }) };
+  const expiresInS = positiveSeconds(raw);
+  if (expiresInS === undefined) return fail('invalid_answer', `"${u.expires_in_field}" must be a positive number of seconds`);
+  return { ok: true, value: { token, expiresInS } };
 }
 
-function transient(detail: string): { ok: false; failure: GrantFailure } {
-  return { ok: false, failure: { kind: 'transient', detail } };
+function fail(kind: CycleFailure['kind'], detail: string): { ok: false; failure: CycleFailure } {
+  return { ok: false, failure: { kind, detail } };
 }
 
-/** `expires_in` as a number or a numeric string ("3599"); anything else is ignored. */
-function readLifetime(v: unknown): number | undefined {
+/** Why a token cannot be injected as a header value and cut out of echoes, if it cannot. */
+function tokenProblem(token: string): string | undefined {
+  if (token.length < MIN_TOKEN_LENGTH) return `must be at least ${MIN_TOKEN_LENGTH} characters`;
+  if (!/^[\x21-\x7e]+$/.test(token)) return 'must be printable ASCII without spaces';
+  return undefined;
+}
+
+/** A JWT's `exp`, when the token is a JWT that has one. */
+function withJwtExp(t: IssuedToken): IssuedToken {
+  try {
+    const { exp } = decodeJwt(t.token);
+    return typeof exp === 'number' && Number.isFinite(exp) ? { ...t, jwtExp: exp } : t;
+  } catch {
+    return t;
+  }
+}
+
+/** `expires_in` as a positive number or numeric string ("3599"); anything else is undefined. */
+function positiveSeconds(v: unknown): number | undefined {
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
   return Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
-/** Seconds until a JWT's `exp`, if the token is a JWT that has one. */
-function jwtLifetimeSeconds(token: string, now: number): number | undefined {
-  try {
-    const { exp } = decodeJwt(token);
-    if (typeof exp !== 'number') return undefined;
-    const s = exp - now / 1000;
-    return s > 0 ? s : undefined;
-  } catch {
-    return undefined;
+/**
+ * The body's text, at most `max` bytes of it (undefined when there is more). The rest is never
+ * read: a hostile endpoint cannot make us buffer an unbounded answer.
+ */
+async function readAtMost(res: Response, max: number): Promise<string | undefined> {
+  if (res.body === null) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
   }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }
 
-function classifyError(res: Response, text: string): GrantFailure {
-  const code = oauthErrorCode(text);
-  const detail = `token endpoint answered ${res.status}${code === undefined ? '' : ` (${code})`}`;
-  if (res.status === 429 || res.status === 403) {
-    const retryAfter = parseRetryAfter(res.headers.get('Retry-After'));
-    return { kind: 'throttled', detail, ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }) };
-  }
-  if (res.status >= 500 || res.status === 408) return { kind: 'transient', detail };
-  return { kind: 'rejected', detail };
-}
-
-/** RFC 6749 §5.2 `error` code, when the body is that shape and the code looks like one. */
-function oauthErrorCode(text: string): string | undefined {
+/** RFC 6749 §5.2 `error` of an error answer, when it has the registered shape. */
+function oauthErrorCode(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
   try {
     const body: unknown = JSON.parse(text);
     if (typeof body === 'object' && body !== null && 'error' in body) {
       const e = (body as { error: unknown }).error;
-      if (typeof e === 'string' && /^[\x20-\x7e]{1,64}$/.test(e) && !e.includes('"')) return e.slice(0, MAX_DETAIL);
+      if (typeof e === 'string') return registeredCode(e);
     }
   } catch {
     // not JSON: no code to report
   }
   return undefined;
+}
+
+/**
+ * Error codes are shown only in the shape of the registered ones (`invalid_client`, `slow_down`):
+ * lower-case words joined by `_`. Anything else (a base64 or URL-encoded credential an endpoint
+ * chose to put there) is not shown at all.
+ */
+function registeredCode(e: string): string | undefined {
+  return /^[a-z]{1,30}(_[a-z]{1,30}){0,4}$/.test(e) ? e : undefined;
+}
+
+/** A content type's media type when it is an ordinary one, else a neutral word (it may quote anything). */
+function mediaTypeName(contentType: string | null): string {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type === '') return 'no content type';
+  return /^(text|application)\/(html|plain|xml|json|xhtml\+xml|problem\+json|octet-stream)$/.test(type) ? type : 'another content type';
 }
 
 /** Retry-After as delta-seconds or an HTTP date (RFC 9110 §10.2.3). */

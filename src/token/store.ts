@@ -1,332 +1,229 @@
 /**
  * @module TokenStore Durable Object: the one place a token is fetched, for the whole edge.
  *
- * One object per upstream and scope set (`idFromName`). It serialises refreshes globally
- * (single-flight, across isolates), keeps the token in its SQLite storage so eviction or restart
- * costs no token request, spends token requests within the upstream's budget, backs off when the
- * endpoint fails, and invalidates by compare-and-swap so a rejected token is replaced once.
+ * One object per credential set (`credential-set.ts`), holding a token per scope set, the
+ * credential set's token-request history (its budget) and its cool-downs, in SQLite storage so
+ * eviction or restart costs no token request. The rules live in `policy.ts` and are applied by
+ * `engine.ts`; this class gives the engine its storage, its egress and its logs, checks that the
+ * caller runs the same config, and adopts the first version's per-scope state once.
  * Isolates talk to it through `token/cache.ts`; nothing else should.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { ConfigError, loadConfig, readCredentials, sensitiveValues, type ConfigVars, type Credentials, type UpstreamConfig } from '../config';
 import { clock } from '../clock';
-import { egressFor, withTimeout, type Egress } from '../egress';
+import { ConfigError, loadConfig, readCredentials, scopesOf, sensitiveValues, type Config } from '../config';
+import { egressFor, withTimeout } from '../egress';
+import type { Env } from '../env';
 import { redact } from '../problem';
-import { buildTokenRequest, readTokenResponse, type GrantFailure } from './grant';
+import { fingerprintOf, legacyStoreName, type StoreRef } from './credential-set';
+import { TokenEngine } from './engine';
+import { buildTokenRequest, readTokenResponse, type GrantResult } from './grant';
+import type { RejectionOutcome, TokenOutcome, TokenUnavailable } from './outcome';
+import {
+  emptyState,
+  expiryOf,
+  inWindow,
+  isUsable,
+  NO_HARD_END,
+  policyFor,
+  refreshAt,
+  usableUntil,
+  type BlockReason,
+  type CredentialState,
+  type Policy,
+} from './policy';
 
-/** What an isolate may do with a token: use it until `refreshAt`, never after `expiresAt`. */
-export interface TokenLease {
-  ok: true;
-  token: string;
-  /** Epoch ms after which the token must not be used (for sliding tokens: as of the last use known). */
-  expiresAt: number;
-  /** Epoch ms after which the isolate should ask the store again. */
-  refreshAt: number;
-  lifetimeMs: number;
-  sliding: boolean;
+export type { Env } from '../env';
+
+/** The state the first version stored under `state` in each per-scope object. */
+interface LegacyState {
+  current?: { token: string; issuedAt: number; lifetimeMs: number; lastUsedAt: number };
+  sent?: number[];
+  coolDownUntil?: number;
+  failure?: { kind: string; consecutive: number };
 }
 
-/** No usable token: the caller answers with this status and Retry-After. */
-export interface TokenUnavailable {
-  ok: false;
-  /** 500: configuration (a missing secret); 502: the upstream refused; 503: try again later. */
-  status: 500 | 502 | 503;
-  title: string;
-  detail: string;
-  retryAfterSeconds?: number;
-}
-
-export type TokenResult = TokenLease | TokenUnavailable;
-
-/** Which token an RPC is about. */
-export interface TokenKey {
+/** A token-free view of a credential set, for status pages and tests. */
+export interface CredentialSetStatus {
   upstream: string;
-  /** Normalised scope set (`scopeKey`), '' for none. */
-  scope: string;
-}
-
-/** The Durable Object name for a key; one object per upstream and scope set. */
-export function storeName(key: TokenKey): string {
-  return JSON.stringify([key.upstream, key.scope]);
-}
-
-interface StoredToken {
-  token: string;
-  issuedAt: number;
-  lifetimeMs: number;
-  /** Most recent known use (sliding expiry counts from here). */
-  lastUsedAt: number;
-}
-
-interface StoredState {
-  current?: StoredToken;
-  /** Send times of recent token requests, for the budget. */
-  sent: number[];
-  /** No token request before this time (throttled, or backing off after failures). */
-  coolDownUntil: number;
-  /** Last failure, answered again during the cool-down. */
-  failure?: { kind: GrantFailure['kind']; detail: string; consecutive: number };
-}
-
-/** Public, token-free view of a store, for status pages and tests. */
-export interface TokenStoreStatus {
-  hasToken: boolean;
-  expiresAt?: number;
-  issuedAt?: number;
-  tokenRequestsInWindow: number;
-  coolDownUntil: number;
-  lastFailure?: string;
-}
-
-/** Longest pause between failed refresh cycles during an outage. */
-export const MAX_OUTAGE_BACKOFF_MS = 60_000;
-const RETRY_BASE_MS = 100;
-
-export interface Env extends ConfigVars {
-  TOKEN_STORE: DurableObjectNamespace<TokenStore>;
+  scopes: Array<{
+    scope: string;
+    hasToken: boolean;
+    /** When the issuer stops accepting it as far as we know, and when we stop using it (minus skew). */
+    expiresAt?: number;
+    usableUntil?: number;
+    refreshAt?: number;
+    /** When the request that obtained it was sent. */
+    obtainedAt?: number;
+    replacement?: boolean;
+    accepted?: boolean;
+  }>;
+  budget: { max: number; windowSeconds: number; explicit: boolean; inWindow: number };
+  block?: { until: number; reason: BlockReason; detail: string };
+  failures: number;
+  distrust?: { until: number; level: number };
+  counts: CredentialState['counts'];
 }
 
 export class TokenStore extends DurableObject<Env> {
-  private state: StoredState;
-  /** The refresh under way, shared by every caller (input gates do not cover `fetch()`). */
-  private inflight: Promise<TokenResult> | undefined;
+  private engine: TokenEngine | undefined;
+  private loading: Promise<TokenEngine> | undefined;
 
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.state = ctx.storage.kv.get<StoredState>('state') ?? { sent: [], coolDownUntil: 0 };
+  /** A token that is good to use now, fetching one if needed and allowed (see `TokenEngine`). */
+  async getToken(ref: StoreRef): Promise<TokenOutcome> {
+    const e = await this.open(ref);
+    return e instanceof TokenEngine ? e.getToken(ref.scope) : e;
   }
 
-  /** A token that is good to use now, fetching one if needed. */
-  async getToken(key: TokenKey): Promise<TokenResult> {
-    const u = this.upstream(key);
-    if (!u.ok) return u;
-    return this.tokenFor(key, u.config);
+  /** The API rejected `token`: replace it if a replacement can be had, else keep it (see `TokenEngine`). */
+  async reportRejected(ref: StoreRef & { token: string }): Promise<RejectionOutcome> {
+    const e = await this.open(ref);
+    return e instanceof TokenEngine ? e.reportRejected(ref.scope, ref.token) : e;
   }
 
-  /**
-   * Compare-and-swap invalidation: the API rejected `token`. If it is still current, drop it and
-   * refresh; if it was already replaced, hand out the replacement. Any number of callers reporting
-   * the same token cause at most one token request.
-   */
-  async invalidate(key: TokenKey & { token: string }): Promise<TokenResult> {
-    const u = this.upstream(key);
-    if (!u.ok) return u;
-    if (this.state.current?.token === key.token) {
-      delete this.state.current;
-      this.save();
-      this.log('token_invalidated', key);
-    }
-    return this.tokenFor(key, u.config);
+  /** A request made with `token` at `usedAt` was answered without a rejection. */
+  async reportUse(ref: StoreRef & { token: string; usedAt: number }): Promise<void> {
+    const e = await this.open(ref);
+    if (e instanceof TokenEngine) e.reportUse(ref.scope, ref.token, ref.usedAt);
   }
 
-  /** Sliding expiry: an isolate used `token` at `at`. Keeps a busy token alive without a refresh. */
-  async touch(key: TokenKey & { token: string; at: number }): Promise<void> {
-    const cur = this.state.current;
-    if (cur === undefined || cur.token !== key.token) return;
-    const at = Math.min(key.at, clock.now());
-    if (at > cur.lastUsedAt) {
-      cur.lastUsedAt = at;
-      this.save();
-    }
-  }
-
-  /** What a status page may show: never the token. */
-  async status(key: TokenKey): Promise<TokenStoreStatus> {
-    const u = this.upstream(key);
-    const cur = this.state.current;
+  /** What a status page may show: never a token. */
+  async status(ref: StoreRef): Promise<CredentialSetStatus | TokenUnavailable> {
+    const e = await this.open(ref);
+    if (!(e instanceof TokenEngine)) return e;
+    const { state: s, policy: p } = e;
     const now = clock.now();
+    const scopes = [...new Set([...scopesOf(loadConfig(this.env), ref.upstream), ...Object.keys(s.tokens)])];
     return {
-      hasToken: cur !== undefined && u.ok && now < this.expiresAt(cur, u.config),
-      ...(cur !== undefined && u.ok ? { expiresAt: this.expiresAt(cur, u.config), issuedAt: cur.issuedAt } : {}),
-      tokenRequestsInWindow: u.ok ? this.recentSends(u.config, now).length : this.state.sent.length,
-      coolDownUntil: this.state.coolDownUntil,
-      ...(this.state.failure === undefined ? {} : { lastFailure: this.state.failure.detail }),
+      upstream: ref.upstream,
+      scopes: scopes.map((scope) => {
+        const t = s.tokens[scope];
+        if (t === undefined) return { scope, hasToken: false };
+        return {
+          scope,
+          hasToken: isUsable(t, p, now),
+          expiresAt: expiryOf(t, p),
+          usableUntil: usableUntil(t, p),
+          refreshAt: refreshAt(t, p),
+          obtainedAt: t.sentAt,
+          replacement: t.replacement,
+          accepted: t.acceptedAt !== undefined,
+        };
+      }),
+      budget: { max: p.budget.max, windowSeconds: p.budget.windowMs / 1000, explicit: p.budget.explicit, inWindow: inWindow(s, p, now).length },
+      ...(s.block !== undefined && now < s.block.until ? { block: s.block } : {}),
+      failures: s.failures,
+      ...(s.distrust !== undefined && now < s.distrust.until ? { distrust: s.distrust } : {}),
+      counts: s.counts,
     };
   }
 
-  private async tokenFor(key: TokenKey, u: UpstreamConfig): Promise<TokenResult> {
-    const now = clock.now();
-    const cur = this.state.current;
-    if (cur !== undefined && now < this.refreshDue(cur, u)) return this.lease(cur, u, now);
-
-    this.inflight ??= this.refresh(key, u).finally(() => {
-      this.inflight = undefined;
-    });
-    const result = await this.inflight;
-    if (result.ok) return result;
-
-    // The refresh failed or was not allowed: a token that has not expired is still good to use.
-    const still = this.state.current;
-    const later = clock.now();
-    if (still !== undefined && later < this.expiresAt(still, u)) {
-      const lease = this.lease(still, u, later);
-      const retryAt = later + (result.retryAfterSeconds ?? 1) * 1000;
-      return { ...lease, refreshAt: Math.min(lease.expiresAt, retryAt) };
-    }
-    return result;
+  /**
+   * Called on an object of the first version's layout (one per upstream and scope set): hand its
+   * state over once and forget it, so it is adopted by exactly one credential set.
+   */
+  async adoptLegacy(): Promise<LegacyState | null> {
+    const state = this.ctx.storage.kv.get<LegacyState>('state');
+    if (state === undefined) return null;
+    this.ctx.storage.kv.delete('state');
+    return state;
   }
 
-  /** One refresh cycle: up to `max_attempts` token requests, within budget and deadline. */
-  private async refresh(key: TokenKey, u: UpstreamConfig): Promise<TokenResult> {
-    let now = clock.now();
-    if (now < this.state.coolDownUntil) return this.unavailable(now);
+  /**
+   * The engine of this credential set, once the caller is known to run the same config (during a
+   * deploy an isolate and this object may briefly disagree: the caller is told to retry).
+   */
+  private async open(ref: StoreRef): Promise<TokenEngine | TokenUnavailable> {
+    let config: Config;
+    try {
+      config = loadConfig(this.env);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      console.error(JSON.stringify({ event: 'invalid_configuration', issues: e.issues }));
+      return { kind: 'unavailable', reason: 'config', detail: 'the Worker is misconfigured' };
+    }
+    if (config.upstreams[ref.upstream] === undefined || typeof ref.fp !== 'string' || (await fingerprintOf(this.env, ref.upstream)) !== ref.fp) {
+      return { kind: 'unavailable', reason: 'config_changing', detail: 'the configuration is being updated; try again', retryAt: clock.now() + 1000 };
+    }
+    if (this.engine !== undefined) return this.engine;
+    this.loading ??= this.ctx.blockConcurrencyWhile(() => this.load(ref, config));
+    this.engine = await this.loading;
+    return this.engine;
+  }
 
-    // loadConfig (in upstream()) has checked that every secret and binding is there.
-    const creds = readCredentials(key.upstream, u, this.env);
+  /** Build the engine over the stored state (adopting the first version's on first use). */
+  private async load(ref: StoreRef, config: Config): Promise<TokenEngine> {
+    const u = config.upstreams[ref.upstream]!;
+    const p = policyFor(u);
+    let state = this.ctx.storage.kv.get<CredentialState>('credset');
+    if (state === undefined) {
+      state = emptyState();
+      await this.adoptLegacyObjects(state, ref.upstream, scopesOf(config, ref.upstream), p);
+      this.ctx.storage.kv.put('credset', state);
+    }
+    const creds = readCredentials(ref.upstream, u, this.env);
+    const sensitive = sensitiveValues(creds);
     const send = egressFor(u, this.env);
-    const deadline = Date.now() + u.token_timeout_ms;
-    let failure: GrantFailure = { kind: 'transient', detail: 'token request not sent' };
+    const s = state;
+    return new TokenEngine(s, p, { maxAttempts: u.max_attempts, timeoutMs: u.token_timeout_ms }, {
+      request: async (scope, timeoutMs): Promise<GrantResult> => {
+        try {
+          const result = await withTimeout(timeoutMs, async (signal) => readTokenResponse(u, await send(new Request(buildTokenRequest(u, creds, scope), { signal }))));
+          // Details are built from statuses and codes only; redacted anyway, belt and braces.
+          return result.ok ? result : { ok: false, failure: { ...result.failure, detail: redact(result.failure.detail, sensitive) } };
+        } catch (e) {
+          const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+          return { ok: false, failure: { kind: 'transient', detail: timedOut ? 'token request timed out' : 'token endpoint unreachable' } };
+        }
+      },
+      save: () => this.ctx.storage.kv.put('credset', s),
+      log: (event, scope, fields) => this.log(event, { upstream: ref.upstream, scope }, fields),
+    });
+  }
 
-    for (let attempt = 1; attempt <= u.max_attempts; attempt++) {
-      now = clock.now();
-      const sent = this.recentSends(u, now);
-      if (sent.length >= u.token_budget.max_requests) {
-        // Budget spent: nothing may be sent before the oldest request leaves the window.
-        const freeAt = (sent[0] ?? now) + u.token_budget.window_seconds * 1000;
-        this.log('token_budget_exhausted', key, { free_in_s: Math.ceil((freeAt - now) / 1000) });
-        if (attempt > 1) this.recordFailure(failure, now);
-        return {
-          ok: false,
-          status: 503,
-          title: 'Upstream token budget exhausted',
-          detail: `the token budget for upstream "${key.upstream}" (${u.token_budget.max_requests} per ${u.token_budget.window_seconds} s) is spent`,
-          retryAfterSeconds: Math.max(1, Math.ceil((freeAt - now) / 1000)),
+  /**
+   * First use of this layout: take over what the first version's per-scope objects hold, so an
+   * upgrade costs no token request and forgets no budget history. Their `issuedAt` was taken after
+   * the answer arrived, so the token is anchored a whole request deadline earlier, to stay on the
+   * safe side of its real expiry. Carried-over failure text is not shown again (it was not built to
+   * today's rules).
+   */
+  private async adoptLegacyObjects(s: CredentialState, upstream: string, scopes: string[], p: Policy): Promise<void> {
+    const now = clock.now();
+    const back = p.requestTimeoutMs;
+    for (const scope of scopes) {
+      let legacy: LegacyState | null;
+      try {
+        legacy = await this.env.TOKEN_STORE.get(this.env.TOKEN_STORE.idFromName(legacyStoreName(upstream, scope))).adoptLegacy();
+      } catch {
+        continue;
+      }
+      if (legacy === null) continue;
+      const c = legacy.current;
+      if (c !== undefined && typeof c.token === 'string' && Number.isFinite(c.issuedAt) && Number.isFinite(c.lifetimeMs)) {
+        const sentAt = c.issuedAt - back;
+        s.tokens[scope] = {
+          token: c.token,
+          sentAt,
+          expiresAt: p.sliding ? NO_HARD_END : c.issuedAt + c.lifetimeMs - back,
+          lifetimeMs: c.lifetimeMs,
+          lastUsedAt: p.sliding ? Math.max(sentAt, c.lastUsedAt - back) : sentAt,
+          replacement: false,
         };
       }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-
-      // Count the request before it leaves, so a crash mid-request still counts against the budget.
-      this.state.sent = [...sent, now];
-      this.save();
-      const outcome = await this.requestToken(u, creds, key.scope, send, remaining, now);
-      if (outcome.ok) {
-        const issuedAt = clock.now();
-        this.state.current = { token: outcome.value.token, issuedAt, lifetimeMs: outcome.value.lifetimeMs, lastUsedAt: issuedAt };
-        this.state.coolDownUntil = 0;
-        delete this.state.failure;
-        this.save();
-        this.log('token_issued', key, { attempt, lifetime_s: Math.round(outcome.value.lifetimeMs / 1000) });
-        return this.lease(this.state.current, u, issuedAt);
+      for (const sentAt of legacy.sent ?? []) if (Number.isFinite(sentAt)) s.requests.push({ sentAt, cause: 'cold' });
+      const until = legacy.coolDownUntil ?? 0;
+      if (until > now && until > (s.block?.until ?? 0)) {
+        const reason: BlockReason = legacy.failure?.kind === 'throttled' ? 'throttled' : legacy.failure?.kind === 'rejected' ? 'refused' : 'outage';
+        s.block = { until, reason, detail: 'cooling down after failed token requests' };
+        s.failures = Math.max(s.failures, legacy.failure?.consecutive ?? 0);
       }
-      failure = { ...outcome.failure, detail: redact(outcome.failure.detail, sensitiveValues(creds)) };
-      this.log('token_request_failed', key, { attempt, kind: failure.kind, detail: failure.detail });
-      if (failure.kind === 'throttled') {
-        const wait = (failure.retryAfterSeconds ?? u.cooldown_seconds) * 1000;
-        this.recordFailure(failure, clock.now(), wait);
-        return this.unavailable(clock.now());
-      }
-      if (failure.kind === 'rejected') break;
-      if (attempt < u.max_attempts) {
-        // Full-jitter exponential backoff, never past the deadline.
-        const cap = RETRY_BASE_MS * 2 ** (attempt - 1);
-        const pause = Math.min(cap / 2 + Math.random() * (cap / 2), deadline - Date.now());
-        if (pause <= 0) break;
-        await new Promise((r) => setTimeout(r, pause));
-      }
+      this.log('legacy_state_adopted', { upstream, scope }, { token: c !== undefined, token_requests: legacy.sent?.length ?? 0 });
     }
-    this.recordFailure(failure, clock.now());
-    return this.unavailable(clock.now());
-  }
-
-  private async requestToken(
-    u: UpstreamConfig,
-    creds: Credentials,
-    scope: string,
-    send: Egress,
-    timeoutMs: number,
-    now: number,
-  ): ReturnType<typeof readTokenResponse> {
-    try {
-      return await withTimeout(timeoutMs, async (signal) => {
-        const res = await send(new Request(buildTokenRequest(u, creds, scope), { signal }));
-        return readTokenResponse(u, res, now);
-      });
-    } catch (e) {
-      const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
-      return { ok: false, failure: { kind: 'transient', detail: timedOut ? 'token request timed out' : 'token endpoint unreachable' } };
-    }
-  }
-
-  /**
-   * Remember a failed cycle and open a cool-down: for throttling the endpoint's (or configured)
-   * wait; otherwise 1 s, 2 s, 4 s … up to 60 s between cycles while failures continue.
-   */
-  private recordFailure(f: GrantFailure, now: number, waitMs?: number): void {
-    const consecutive = (this.state.failure?.consecutive ?? 0) + 1;
-    const backoff = waitMs ?? Math.min(1000 * 2 ** (consecutive - 1), MAX_OUTAGE_BACKOFF_MS);
-    this.state.failure = { kind: f.kind, detail: f.detail, consecutive };
-    this.state.coolDownUntil = now + backoff;
-    this.save();
-  }
-
-  /** The answer while no token request may be sent. */
-  private unavailable(now: number): TokenUnavailable {
-    const f = this.state.failure;
-    const retryAfterSeconds = Math.max(1, Math.ceil((this.state.coolDownUntil - now) / 1000));
-    if (f?.kind === 'rejected') {
-      return {
-        ok: false,
-        status: 502,
-        title: 'Upstream refused the credentials',
-        detail: `${f.detail}: check the upstream's client id, secret or login in the Worker's secrets`,
-        retryAfterSeconds,
-      };
-    }
-    return {
-      ok: false,
-      status: 503,
-      title: f?.kind === 'throttled' ? 'Upstream token endpoint is throttling' : 'Upstream token endpoint unavailable',
-      detail: f?.detail ?? 'no token is available yet',
-      retryAfterSeconds,
-    };
-  }
-
-  private lease(t: StoredToken, u: UpstreamConfig, now: number): TokenLease {
-    const sliding = u.expiry === 'sliding';
-    if (sliding && now > t.lastUsedAt) {
-      // Handing the token out is a use: the caller sends it upstream right away.
-      t.lastUsedAt = now;
-      this.save();
-    }
-    return { ok: true, token: t.token, expiresAt: this.expiresAt(t, u), refreshAt: this.refreshDue(t, u), lifetimeMs: t.lifetimeMs, sliding };
-  }
-
-  private expiresAt(t: StoredToken, u: UpstreamConfig): number {
-    return (u.expiry === 'sliding' ? t.lastUsedAt : t.issuedAt) + t.lifetimeMs;
-  }
-
-  /** Refresh ahead of expiry by the margin (at most half the lifetime, for short-lived tokens). */
-  private refreshDue(t: StoredToken, u: UpstreamConfig): number {
-    return this.expiresAt(t, u) - Math.min(u.refresh_margin_seconds * 1000, t.lifetimeMs / 2);
-  }
-
-  private recentSends(u: UpstreamConfig, now: number): number[] {
-    const from = now - u.token_budget.window_seconds * 1000;
-    return this.state.sent.filter((t) => t > from);
-  }
-
-  private upstream(key: TokenKey): { ok: true; config: UpstreamConfig } | TokenUnavailable {
-    try {
-      const config = loadConfig(this.env).upstreams[key.upstream];
-      if (config === undefined) return { ok: false, status: 502, title: 'Unknown upstream', detail: `no upstream named "${key.upstream}"` };
-      return { ok: true, config };
-    } catch (e) {
-      if (e instanceof ConfigError) return configProblem(e);
-      throw e;
-    }
-  }
-
-  private save(): void {
-    this.ctx.storage.kv.put('state', this.state);
+    s.requests.sort((a, b) => a.sentAt - b.sentAt);
   }
 
   /** Structured log line; never a token or credential. */
-  private log(event: string, key: TokenKey, fields: Record<string, unknown> = {}): void {
-    console.log(JSON.stringify({ event, upstream: key.upstream, scope: key.scope, ...fields }));
+  private log(event: string, ref: Pick<StoreRef, 'upstream' | 'scope'>, fields: Record<string, unknown> = {}): void {
+    console.log(JSON.stringify({ event, upstream: ref.upstream, scope: ref.scope, ...fields }));
   }
-}
-
-function configProblem(e: ConfigError): TokenUnavailable {
-  return { ok: false, status: 500, title: 'Invalid configuration', detail: e.issues.join('; ') };
 }

@@ -43,6 +43,8 @@ export interface TokenBehaviour {
   bodyDelayMs?: number;
   /** Fail this many requests with 503 first, then succeed. */
   failNext?: number;
+  /** Pad a successful JSON answer with a field of this many bytes (an oversized answer). */
+  padBytes?: number;
 }
 
 /** How a host's API answers. */
@@ -67,6 +69,8 @@ export interface ApiBehaviour {
    * debugging API might. Status `status` (default 200).
    */
   reflectHeaders?: boolean;
+  /** Paths answered with this status whatever the token (a permission error, an unknown path). */
+  denyPaths?: Record<string, number>;
 }
 
 interface HostState {
@@ -151,6 +155,7 @@ async function tokenAnswer(name: string, h: HostState): Promise<Response> {
   const answer: Record<string, unknown> = { [t.tokenField ?? 'access_token']: token, token_type: 'bearer' };
   const expiresIn = t.expiresIn === undefined ? 3600 : t.expiresIn;
   if (expiresIn !== null) answer[t.expiresField ?? 'expires_in'] = expiresIn;
+  if (t.padBytes !== undefined) answer.padding = 'x'.repeat(t.padBytes);
   return json(answer);
 }
 
@@ -158,6 +163,8 @@ async function apiAnswer(h: HostState, request: Request, body: string, url: URL)
   const a = h.api;
   if (a.delayMs !== undefined) await sleep(a.delayMs);
   if (a.unreachable) throw new Error('connection refused');
+  const denied = a.denyPaths?.[url.pathname];
+  if (denied !== undefined) return json({ message: 'Forbidden' }, denied);
   const rejectStatus = a.rejectStatus ?? 401;
   const reject = () => json({ error: 'invalid_token' }, rejectStatus, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
   if (a.rejectNext !== undefined && a.rejectNext > 0) {

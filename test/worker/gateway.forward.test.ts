@@ -153,16 +153,19 @@ describe('token rejected', () => {
     expect(token).toHaveLength(2);
   });
 
-  it('always rejected → 502 each time, two API calls per request, never a loop', async () => {
-    await setApi('gwtwice', { rejectNext: 100 });
-    try {
-      for (let i = 0; i < 3; i++) {
-        const { result: res, api } = await counted('gwtwice', () => call('/gwtwice/items/a1'));
-        expectProblem(res, 502);
-        expect(api).toHaveLength(2);
-      }
-    } finally {
-      await setApi('gwtwice', {});
+  it('always rejected → 502 each time, never a loop; once a fresh token was rejected too, one API call and no token request per request', async () => {
+    await setApi('always', { rejectNext: 100 });
+    // The first request: the token, its replacement, both rejected.
+    const first = await counted('always', () => call('/t/always'));
+    expectProblem(first.result, 502);
+    expect(first.result.json()).toMatchObject({ title: 'Upstream rejected a fresh token' });
+    expect([first.api.length, first.token.length]).toEqual([2, 2]);
+    for (let i = 0; i < 3; i++) {
+      const { result: res, api, token } = await counted('always', () => call('/t/always'));
+      expectProblem(res, 502);
+      expect(res.json()).toMatchObject({ title: 'Upstream rejected the token', detail: expect.stringMatching(/not taken to be about the token/) });
+      expect(api).toHaveLength(1);
+      expect(token).toHaveLength(0);
     }
   });
 
@@ -278,15 +281,16 @@ describe('async batch: submit, token refreshed, poll', () => {
     expect(bearer(poll.api[1]!)).not.toBe(bearer(submit.api[0]!));
   });
 
-  it('poll works after the token expired between submit and poll (refreshed ahead, no rejection)', async () => {
-    // A 2 s token: refreshed after 1 s (half its life), so the poll 1.2 s later takes a new one.
+  it('poll works after the token expired between submit and poll (a new one first, no rejection)', async () => {
+    // A 2 s token is used until 1.9 s after its request was sent (minus the 1/20 skew), so the
+    // poll 2 s later takes a new one before calling the API.
     await setToken('gwbatchexp', { expiresIn: 2 });
     await setApi('gwbatchexp', { status: 200, body: JSON.stringify(operation) });
     const submit = await counted('gwbatchexp', () => post('/gwbatchexp/batches', { records: [] }));
     expect(submit.result.status, submit.result.text).toBe(200);
     expect(submit.token).toHaveLength(1);
 
-    await new Promise((r) => setTimeout(r, 1200));
+    await new Promise((r) => setTimeout(r, 2000));
     await revoke('gwbatchexp'); // and the API would refuse the old one
     await setApi('gwbatchexp', { status: 200, body: JSON.stringify(finished) });
     const poll = await counted('gwbatchexp', () => call('/gwbatchexp/batches/op-42'));

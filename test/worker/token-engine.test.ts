@@ -21,10 +21,10 @@ describe('single-flight', () => {
   });
 
   it('callers from many isolates (direct store calls, no isolate cache) share one token request', async () => {
-    const { key, stub } = store('multi');
+    const { key, stub } = await store('multi');
     const results = await Promise.all(Array.from({ length: 100 }, () => stub.getToken(key)));
-    expect(results.every((r) => r.ok)).toBe(true);
-    expect(new Set(results.map((r) => (r.ok ? r.token : '')))).toHaveProperty('size', 1);
+    expect(results.every((r) => r.kind === 'token')).toBe(true);
+    expect(new Set(results.map((r) => (r.kind === 'token' ? r.token : '')))).toHaveProperty('size', 1);
     expect(await tokenHits('multi')).toHaveLength(1);
   });
 
@@ -86,7 +86,7 @@ describe('persistence', () => {
   it('after the Durable Object is evicted (and the isolate cache is gone) no new token request is made', async () => {
     expect((await post('/t/evict', {})).status).toBe(200);
     const [first] = await tokenHits('evict');
-    const { stub } = store('evict');
+    const { stub } = await store('evict');
     await evictDurableObject(stub);
     clearIsolateCache();
     const again = await post('/t/evict', {});
@@ -99,17 +99,17 @@ describe('persistence', () => {
 });
 
 describe('compare-and-swap invalidation', () => {
-  it('100 concurrent invalidations of the same token make one token request', async () => {
-    const { key, stub } = store('cas');
+  it('100 concurrent rejection reports of the same token make one token request', async () => {
+    const { key, stub } = await store('cas');
     const first = await stub.getToken(key);
-    if (!first.ok) throw new Error('no token');
-    const results = await Promise.all(Array.from({ length: 100 }, () => stub.invalidate({ ...key, token: first.token })));
+    if (first.kind !== 'token') throw new Error('no token');
+    const results = await Promise.all(Array.from({ length: 100 }, () => stub.reportRejected({ ...key, token: first.token })));
     expect(await tokenHits('cas')).toHaveLength(2); // the first token, then exactly one replacement
-    const tokens = new Set(results.map((r) => (r.ok ? r.token : 'failed')));
+    const tokens = new Set(results.map((r) => (r.kind === 'token' ? r.token : 'failed')));
     expect(tokens.size).toBe(1);
     expect(tokens.has(first.token)).toBe(false);
     // Reporting the old token again changes nothing: it is no longer current.
-    await stub.invalidate({ ...key, token: first.token });
+    await stub.reportRejected({ ...key, token: first.token });
     expect(await tokenHits('cas')).toHaveLength(2);
   });
 

@@ -3,7 +3,7 @@
  * first success recovers everyone. On a fake clock; retry pauses are real but short.
  */
 import { describe, expect, it } from 'vitest';
-import { MAX_OUTAGE_BACKOFF_MS } from '../../src/token/store';
+import { MAX_OUTAGE_BACKOFF_MS } from '../../src/token/policy';
 import { apiHits, post, setToken, tokenHits } from '../helpers';
 import { countStoreCalls, fakeClock, MINUTE, SECOND } from './token-helpers';
 

@@ -4,14 +4,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { apiHits, post, setToken, tokenHits } from '../helpers';
-import { fakeClock, store } from './token-helpers';
+import { fakeClock, scopeStatus } from './token-helpers';
 
 const form = (body: string) => Object.fromEntries(new URLSearchParams(body));
 
+/** The lifetime the store holds a scope set's token for, from the sending of its request. */
 async function lifetimeSeconds(upstream: string, scope = ''): Promise<number> {
-  const { key, stub } = store(upstream, scope);
-  const s = await stub.status(key);
-  return Math.round(((s.expiresAt ?? 0) - (s.issuedAt ?? 0)) / 1000);
+  const { token } = await scopeStatus(upstream, scope);
+  return Math.round(((token?.expiresAt ?? 0) - (token?.obtainedAt ?? 0)) / 1000);
 }
 
 describe('client_secret_basic', () => {
@@ -123,13 +123,13 @@ describe('reading the answer', () => {
     expect(await apiHits('htmlok')).toHaveLength(0);
   });
 
-  it('an answer without the token field is a failure, never an empty token', async () => {
+  it('an answer without the token field is an invalid answer naming the field, never an empty token, and not retried at once', async () => {
     await setToken('notoken', { body: '{"token_type":"bearer"}' });
     const res = await post('/t/notoken', {});
-    expect(res.status).toBe(503);
+    expect(res.status).toBe(502);
     expect(res.headers.get('Content-Type')).toContain('application/problem+json');
-    expect(res.json()).toMatchObject({ detail: expect.stringContaining('no "access_token"') });
+    expect(res.json()).toMatchObject({ title: 'Upstream token answer invalid', detail: '"access_token" must be a string' });
     expect(await apiHits('notoken')).toHaveLength(0);
-    expect(await tokenHits('notoken')).toHaveLength(3); // max_attempts, then the cool-down
+    expect(await tokenHits('notoken')).toHaveLength(1); // the same answer again would not help: backoff
   });
 });

@@ -2,8 +2,9 @@
 import { env } from 'cloudflare:test';
 import { afterEach } from 'vitest';
 import { setClock } from '../../src/clock';
+import { fingerprintOf, storeName, type StoreRef } from '../../src/token/credential-set';
 import { clearIsolateCache } from '../../src/token/cache';
-import { storeName, TokenStore, type TokenKey } from '../../src/token/store';
+import { TokenStore } from '../../src/token/store';
 
 /** A clock the test moves by hand; restored after each test. */
 export function fakeClock(start = Date.UTC(2026, 10, 22, 12)) {
@@ -20,14 +21,40 @@ export function fakeClock(start = Date.UTC(2026, 10, 22, 12)) {
   };
 }
 
+/**
+ * A clock that starts at `start` and then runs with real time (which in workerd moves across I/O):
+ * for tests where the duration of a token request matters.
+ */
+export function realTimeClock(start = Date.UTC(2026, 10, 22, 12)) {
+  const origin = Date.now();
+  let offset = 0;
+  setClock({ now: () => start + (Date.now() - origin) + offset });
+  return {
+    now: () => start + (Date.now() - origin) + offset,
+    advance: (ms: number) => {
+      offset += ms;
+    },
+  };
+}
+
 afterEach(() => {
   setClock(undefined);
   clearIsolateCache();
 });
 
-export function store(upstream: string, scope = '') {
-  const key: TokenKey = { upstream, scope };
-  return { key, stub: env.TOKEN_STORE.get(env.TOKEN_STORE.idFromName(storeName(key))) };
+/** The TokenStore of an upstream's credential set (as the test Worker's config defines it), and a ref for a scope set. */
+export async function store(upstream: string, scope = '') {
+  const fp = await fingerprintOf(env, upstream);
+  const key: StoreRef = { upstream, fp, scope };
+  return { key, stub: env.TOKEN_STORE.get(env.TOKEN_STORE.idFromName(storeName(upstream, fp))) };
+}
+
+/** The token-free status of a scope set's token (throws if the store refused the call). */
+export async function scopeStatus(upstream: string, scope = '') {
+  const { key, stub } = await store(upstream, scope);
+  const s = await stub.status(key);
+  if (!('scopes' in s)) throw new Error(`status refused: ${s.detail}`);
+  return { ...s, token: s.scopes.find((x) => x.scope === scope) };
 }
 
 export const SECOND = 1000;
@@ -46,7 +73,7 @@ export function countStoreCalls(upstream: string) {
       proto.getToken = original;
     },
   };
-  proto.getToken = function (this: TokenStore, k: TokenKey) {
+  proto.getToken = function (this: TokenStore, k: StoreRef) {
     if (k.upstream === upstream) counter.calls++;
     return original.call(this, k);
   };

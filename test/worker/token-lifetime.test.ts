@@ -5,7 +5,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { clearIsolateCache } from '../../src/token/cache';
 import { apiHits, post, revoke, setToken, tokenHits } from '../helpers';
-import { fakeClock, MINUTE, SECOND, store } from './token-helpers';
+import { fakeClock, MINUTE, SECOND, scopeStatus } from './token-helpers';
 
 describe('sliding expiry (seed 002: expires_in counted from the most recent use)', () => {
   it('a token used every lifetime/2 is never refreshed; left unused past its lifetime, it is', async () => {
@@ -26,14 +26,13 @@ describe('sliding expiry (seed 002: expires_in counted from the most recent use)
     const clock = fakeClock(Date.UTC(2026, 10, 23));
     await setToken('sliding', { expiresIn: 300 });
     const before = (await tokenHits('sliding')).length;
-    const { key, stub } = store('sliding');
     expect((await post('/t/sliding', {})).status).toBe(200); // t=0: from the store
     const start = clock.now();
     for (const t of [100, 200]) {
       clock.set(start + t * SECOND); // served from the isolate cache, reported to the store
       expect((await post('/t/sliding', { t })).status).toBe(200);
     }
-    await vi.waitFor(async () => expect((await stub.status(key)).expiresAt).toBe(start + 500 * SECOND));
+    await vi.waitFor(async () => expect((await scopeStatus('sliding')).token?.expiresAt).toBe(start + 500 * SECOND));
     clearIsolateCache(); // a new isolate: only the store's view can keep the token
     clock.set(start + 450 * SECOND); // past 0 + 300 s, inside 200 + 300 s
     expect((await post('/t/sliding', {})).status).toBe(200);
@@ -64,28 +63,33 @@ describe('token budget: 1 token request per hour (ABS)', () => {
     expect(burst.every((a) => a.status === 200)).toBe(true);
     expect(await tokenHits('budget')).toHaveLength(1);
 
-    // Inside the refresh margin: the budget forbids a refresh, so the current token is still used.
-    clock.advance(1790 * SECOND);
+    // Inside the refresh margin: the budget forbids a refresh, so the current token is still used
+    // (usable until 1790 s: its 1800 s minus the 10 s skew).
+    clock.advance(1785 * SECOND);
     expect((await post('/t/budget', {})).status).toBe(200);
     expect(await tokenHits('budget')).toHaveLength(1);
 
-    // Past the token's real expiry, budget still spent: fail fast with 503 + Retry-After.
-    clock.advance(20 * SECOND);
+    // Past its usable end, budget still spent: fail fast with 503 + Retry-After until the window
+    // reopens: 3600 s after the answer to the first request came back, plus the 2 s slack.
+    clock.advance(10 * SECOND);
     const waits = await Promise.all(Array.from({ length: 100 }, () => post('/t/budget', {})));
     for (const w of waits) {
       expect(w.status).toBe(503);
       expect(w.headers.get('Content-Type')).toContain('application/problem+json');
-      expect(Number(w.headers.get('Retry-After'))).toBeGreaterThan(1700);
-      expect(Number(w.headers.get('Retry-After'))).toBeLessThanOrEqual(1790);
+      expect(w.headers.get('Retry-After')).toBe(String(3602 - 1795));
     }
+    expect(await apiHits('budget')).toHaveLength(201);
     // A rejected token does not buy a refresh either.
     await revoke('budget');
     clock.advance(10 * MINUTE);
     expect((await post('/t/budget', {})).status).toBe(503);
     expect(await tokenHits('budget')).toHaveLength(1);
 
-    // The window has passed: exactly one more token request, shared by the burst.
+    // One second past the window, the slack still holds the request back (the upstream counts from arrival).
     clock.set(t0 + 3601 * SECOND);
+    expect((await post('/t/budget', {})).status).toBe(503);
+    // The window and its slack have passed: exactly one more token request, shared by the burst.
+    clock.set(t0 + 3603 * SECOND);
     const later = await Promise.all(Array.from({ length: 100 }, (_, i) => post('/t/budget', { i })));
     expect(later.every((a) => a.status === 200)).toBe(true);
     expect(await tokenHits('budget')).toHaveLength(2);

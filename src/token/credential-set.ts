@@ -1,0 +1,78 @@
+/**
+ * @module Credential sets: which TokenStore holds an upstream's tokens.
+ *
+ * One TokenStore per credential set: the upstream's name plus a fingerprint of what makes its
+ * tokens what they are (token URL and method, client auth style and grant, client id or username,
+ * extra params, API origin, egress). A deploy that changes none of these finds the same object, its
+ * tokens and its budget history; a change of any of them gets a fresh object, so a token issued for
+ * one host or client is never sent to another. The secret is not part of it: rotating a secret
+ * keeps the current token until its next refresh.
+ */
+import { loadConfig, readCredentials, type Config, type UpstreamConfig } from '../config';
+import type { Env } from '../env';
+
+/** Who a TokenStore call is about: the credential set (by name and fingerprint) and the scope set. */
+export interface StoreRef {
+  upstream: string;
+  /** The fingerprint as the caller's config computes it; the store refuses a call when its own differs. */
+  fp: string;
+  /** Normalised scope set (`scopeKey`), '' for none. */
+  scope: string;
+}
+
+/** The Durable Object name of a credential set. */
+export function storeName(upstream: string, fp: string): string {
+  return `credset:${upstream}:${fp}`;
+}
+
+/** The name the first version gave an upstream's per-scope object (its state is adopted once). */
+export function legacyStoreName(upstream: string, scope: string): string {
+  return JSON.stringify([upstream, scope]);
+}
+
+/** SHA-256 (hex, 128 bits kept) of what identifies the credential set; never the secret. */
+export async function fingerprint(u: UpstreamConfig, clientId: string | undefined, username: string | undefined): Promise<string> {
+  const material = JSON.stringify([
+    'credential-set/1',
+    u.token_url,
+    u.token_method,
+    u.client_auth,
+    u.grant,
+    u.send_grant_type,
+    clientId ?? null,
+    username ?? null,
+    Object.entries(u.extra_params).sort(([a], [b]) => (a < b ? -1 : 1)),
+    u.api_origin,
+    u.egress,
+  ]);
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(material)));
+  return [...digest.slice(0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+const fingerprints = new WeakMap<Config, Map<string, Promise<string>>>();
+
+/**
+ * The fingerprint of `upstream` under this isolate's config (computed once per config). Throws
+ * `ConfigError` like `loadConfig`.
+ */
+export function fingerprintOf(env: Env, upstream: string): Promise<string> {
+  const config = loadConfig(env);
+  let byName = fingerprints.get(config);
+  if (byName === undefined) fingerprints.set(config, (byName = new Map()));
+  let fp = byName.get(upstream);
+  if (fp === undefined) {
+    const u = config.upstreams[upstream];
+    if (u === undefined) return Promise.reject(new Error(`no upstream named ${upstream}`));
+    const creds = readCredentials(upstream, u, env);
+    fp = fingerprint(u, creds.clientId, creds.username);
+    byName.set(upstream, fp);
+  }
+  return fp;
+}
+
+/** The TokenStore stub of a credential set (created near the token endpoint when a hint is set). */
+export function storeStub(env: Env, upstream: string, fp: string) {
+  // Only the first get() of an Object decides where it lives; the hint is harmless afterwards.
+  const locationHint = loadConfig(env).upstreams[upstream]?.location_hint;
+  return env.TOKEN_STORE.get(env.TOKEN_STORE.idFromName(storeName(upstream, fp)), locationHint === undefined ? {} : { locationHint });
+}

@@ -1,0 +1,242 @@
+/**
+ * @module Token engine: applies the policy to one credential set's state, with its I/O injected.
+ *
+ * Single-flight refreshes per scope set, refresh-ahead in the background while the current token is
+ * still good, bounded retries within a deadline, rejection reports that replace a token only when a
+ * replacement can be had. It sends token requests and persists state only through `EngineIO`, so
+ * the TokenStore Durable Object (storage, egress, logs) and the Node-side contract tests (a fake
+ * endpoint) run the very same code.
+ */
+import { clock } from '../clock';
+import type { GrantResult } from './grant';
+import type { RejectionOutcome, TokenLease, TokenOutcome, TokenUnavailable } from './outcome';
+import {
+  holdToken,
+  isUsable,
+  judgeRejection,
+  LIFETIME_SHARE,
+  mayRequest,
+  NO_HARD_END,
+  recordFailedCycle,
+  recordIssued,
+  recordSend,
+  recordUse,
+  refreshAt,
+  skewMs,
+  startDistrust,
+  usableUntil,
+  type CredentialState,
+  type CycleFailure,
+  type HeldToken,
+  type Policy,
+  type RequestCause,
+  type SendGate,
+} from './policy';
+
+/** What the engine needs from its host. */
+export interface EngineIO {
+  /** Send one token request for `scope`, reading its answer within `timeoutMs`. Never throws. */
+  request(scope: string, timeoutMs: number): Promise<GrantResult>;
+  /** Persist the state (called after every change; cheap, synchronous). */
+  save(): void;
+  /** A structured log line; never a token or credential. */
+  log(event: string, scope: string, fields?: Record<string, unknown>): void;
+}
+
+/** The credential set's limits on one refresh cycle. */
+export interface CycleLimits {
+  maxAttempts: number;
+  /** Whole time one cycle (all attempts, body reads included) may take, in real ms. */
+  timeoutMs: number;
+}
+
+/** While a background refresh runs, isolates holding the old token ask again this soon. */
+export const BACKGROUND_RECHECK_MS = 1_000;
+/** Pause before the second attempt of a cycle; doubled for each further one (full jitter). */
+const RETRY_BASE_MS = 100;
+
+export class TokenEngine {
+  /** The refresh under way per scope set, shared by every caller. */
+  private readonly inflight = new Map<string, Promise<TokenOutcome>>();
+
+  constructor(
+    readonly state: CredentialState,
+    readonly policy: Policy,
+    private readonly limits: CycleLimits,
+    private readonly io: EngineIO,
+  ) {}
+
+  /** A token that is good to use now, fetching one if needed and allowed. */
+  async getToken(scope: string): Promise<TokenOutcome> {
+    const { state: s, policy: p } = this;
+    const now = clock.now();
+    const cur = s.tokens[scope];
+    if (cur !== undefined && now < refreshAt(cur, p)) return lease(cur, p);
+    const running = this.inflight.get(scope);
+    if (cur !== undefined && isUsable(cur, p, now)) {
+      // Due for a refresh but still good: refresh in the background, hand out the current token.
+      if (running === undefined) {
+        const gate = mayRequest(s, p, now, 'expiring');
+        if (!gate.ok) return lease(cur, p, gate.at);
+        void this.refresh(scope, 'expiring');
+      }
+      return lease(cur, p, now + BACKGROUND_RECHECK_MS);
+    }
+    if (running !== undefined) return running;
+    const cause: RequestCause = cur === undefined ? 'cold' : 'expired';
+    const gate = mayRequest(s, p, now, cause);
+    if (!gate.ok) {
+      this.io.log('token_request_blocked', scope, { because: gate.reason, retry_in_s: seconds(gate.at - now) });
+      return unavailable(gate);
+    }
+    return this.refresh(scope, cause);
+  }
+
+  /**
+   * The API rejected `token`. If it is no longer current, the current one is returned. If it is,
+   * it is replaced only when a token request may be sent now, and kept (never deleted) until the
+   * new one is stored. A freshly issued replacement that is rejected too makes the engine distrust
+   * the API's rejections for a while: they are not about the token, and visitors cannot spend the
+   * budget by sending requests the API refuses.
+   */
+  async reportRejected(scope: string, token: string): Promise<RejectionOutcome> {
+    const { state: s, policy: p } = this;
+    const now = clock.now();
+    s.counts.rejectionsReported++;
+    const verdict = judgeRejection(s, scope, token, now);
+    switch (verdict.kind) {
+      case 'stale':
+        this.io.save();
+        return this.getToken(scope);
+      case 'ignore':
+        s.counts.rejectionsIgnored++;
+        this.io.save();
+        return ignored(verdict.until);
+      case 'distrust': {
+        const until = startDistrust(s, now);
+        s.counts.rejectionsIgnored++;
+        this.io.save();
+        this.io.log('rejections_distrusted', scope, { until: new Date(until).toISOString() });
+        return ignored(until);
+      }
+      case 'replace': {
+        const running = this.inflight.get(scope);
+        if (running !== undefined) {
+          const r = await running;
+          if (r.kind === 'token' && r.token !== token) return r;
+        }
+        const gate = mayRequest(s, p, clock.now(), 'rejected');
+        this.io.save();
+        if (!gate.ok) {
+          this.io.log('token_rejected_kept', scope, { because: gate.reason, retry_in_s: seconds(gate.at - now) });
+          return { kind: 'kept', why: gate.reason, detail: `no replacement can be had now: ${gate.detail}`, retryAt: gate.at };
+        }
+        this.io.log('token_rejected', scope);
+        const r = await this.refresh(scope, 'rejected');
+        if (r.kind === 'token') return r;
+        return { kind: 'kept', why: r.reason, detail: `no replacement could be had: ${r.detail}`, ...(r.retryAt === undefined ? {} : { retryAt: r.retryAt }) };
+      }
+    }
+  }
+
+  /** A request made with `token` at `usedAt` was answered without a rejection. */
+  reportUse(scope: string, token: string, usedAt: number): void {
+    if (recordUse(this.state, scope, token, usedAt, clock.now())) this.io.save();
+  }
+
+  /** Start (or join) the refresh of a scope set's token. */
+  private refresh(scope: string, cause: RequestCause): Promise<TokenOutcome> {
+    let running = this.inflight.get(scope);
+    if (running === undefined) {
+      running = this.cycle(scope, cause).finally(() => this.inflight.delete(scope));
+      this.inflight.set(scope, running);
+    }
+    return running;
+  }
+
+  /** One refresh cycle: up to `maxAttempts` token requests, each allowed by the policy, within the deadline. */
+  private async cycle(scope: string, cause: RequestCause): Promise<TokenOutcome> {
+    const { state: s, policy: p, io } = this;
+    const deadline = Date.now() + this.limits.timeoutMs;
+    let failure: CycleFailure = { kind: 'transient', detail: 'token request not sent' };
+    for (let attempt = 1; attempt <= this.limits.maxAttempts; attempt++) {
+      const now = clock.now();
+      const why: RequestCause = attempt === 1 ? cause : 'retry';
+      const gate = mayRequest(s, p, now, why);
+      if (!gate.ok) {
+        io.log('token_request_blocked', scope, { because: gate.reason, retry_in_s: seconds(gate.at - now) });
+        if (attempt === 1) return unavailable(gate);
+        break;
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+
+      // Counted before it leaves, so a crash mid-request still counts against the budget.
+      const record = recordSend(s, p, now, why);
+      io.save();
+      const result = await io.request(scope, remaining);
+      record.doneAt = clock.now();
+      if (result.ok) {
+        const held = holdToken(result.value.token, result.value, now, p, cause === 'rejected');
+        if ('invalid' in held) {
+          failure = { kind: 'invalid_answer', detail: `token endpoint answer: ${held.invalid}` };
+          io.log('token_request_failed', scope, { attempt, kind: failure.kind, detail: failure.detail });
+          break;
+        }
+        recordIssued(s, scope, held);
+        io.save();
+        io.log('token_issued', scope, { attempt, cause, lifetime_s: Math.round(held.lifetimeMs / 1000) });
+        return lease(held, p);
+      }
+      io.save();
+      failure = result.failure;
+      io.log('token_request_failed', scope, { attempt, kind: failure.kind, detail: failure.detail });
+      if (failure.kind !== 'transient' || attempt === this.limits.maxAttempts) break;
+      // Full-jitter exponential backoff, never past the deadline.
+      const cap = RETRY_BASE_MS * 2 ** (attempt - 1);
+      const pause = Math.min(cap / 2 + Math.random() * (cap / 2), deadline - Date.now());
+      if (pause <= 0) break;
+      await new Promise((r) => setTimeout(r, pause));
+    }
+    recordFailedCycle(s, p, failure, clock.now());
+    io.save();
+    const block = s.block!;
+    io.log('token_refresh_failed', scope, { kind: failure.kind, retry_in_s: seconds(block.until - clock.now()) });
+    return { kind: 'unavailable', reason: block.reason, detail: block.detail, retryAt: block.until };
+  }
+}
+
+/** What an isolate may do with a held token. `recheckAt` brings the isolate back sooner. */
+export function lease(t: HeldToken, p: Policy, recheckAt?: number): TokenLease {
+  const until = usableUntil(t, p);
+  const skew = skewMs(t.lifetimeMs);
+  const hard = t.expiresAt === NO_HARD_END ? NO_HARD_END : t.expiresAt - skew;
+  return {
+    kind: 'token',
+    token: t.token,
+    usableUntil: until,
+    refreshAt: Math.min(recheckAt ?? refreshAt(t, p), until),
+    sliding: p.sliding,
+    lifetimeMs: t.lifetimeMs,
+    skewMs: skew,
+    hardUsableUntil: hard,
+    hardRefreshAt: hard === NO_HARD_END ? NO_HARD_END : hard - Math.min(p.refreshMarginMs, t.lifetimeMs / LIFETIME_SHARE),
+  };
+}
+
+function unavailable(gate: Extract<SendGate, { ok: false }>): TokenUnavailable {
+  return { kind: 'unavailable', reason: gate.reason, detail: gate.detail, retryAt: gate.at };
+}
+
+function ignored(until: number): RejectionOutcome {
+  return {
+    kind: 'kept',
+    why: 'rejections_ignored',
+    detail: `the API rejected a freshly issued token too, so its rejections are not taken to be about the token until ${new Date(until).toISOString()}`,
+    retryAt: until,
+  };
+}
+
+function seconds(ms: number): number {
+  return Math.max(0, Math.ceil(ms / 1000));
+}
