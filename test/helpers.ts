@@ -34,6 +34,11 @@ export async function setApi(host: string, b: ApiBehaviour): Promise<void> {
   await fetch(`${CONTROL}/api?host=${host}.test`, { method: 'POST', body: JSON.stringify(b) });
 }
 
+/** Make the stand-in API of `host` accept `token` as one it issued. */
+export async function acceptToken(host: string, token: string): Promise<void> {
+  await fetch(`${CONTROL}/issue?host=${host}.test`, { method: 'POST', body: token });
+}
+
 export async function revoke(host: string): Promise<void> {
   await fetch(`${CONTROL}/revoke?host=${host}.test`, { method: 'POST' });
 }

@@ -210,6 +210,10 @@ async function control(url: URL, request: Request): Promise<Response> {
     case '/api':
       host(name).api = (await request.json()) as ApiBehaviour;
       return json({ ok: true });
+    case '/issue':
+      // A token issued before the test began (e.g. written by an earlier version of the Worker).
+      host(name).issued.push(await request.text());
+      return json({ ok: true });
     case '/revoke': {
       const h = host(name);
       for (const t of h.issued) h.revoked.add(t);

@@ -38,10 +38,31 @@ describe('config validation', () => {
     [{ UPSTREAMS: { a: good }, ROUTES: { r: { path: '/x', upstream: 'a', target: '/y', allowed_origins: ['*'] } } }, 'ROUTES.r.allowed_origins'],
     [{ UPSTREAMS: { a: good }, ROUTES: { r: { path: '/x/:id', upstream: 'a', target: '/y/{other}' } } }, 'ROUTES.r.target'],
     [{}, 'UPSTREAMS'],
+    // Credentials and tokens travel only over https (http only on loopback), never with userinfo.
+    [{ UPSTREAMS: { a: { ...good, token_url: 'http://auth.example/token' } } }, 'UPSTREAMS.a.token_url: must be https'],
+    [{ UPSTREAMS: { a: { ...good, api_origin: 'http://api.example' } } }, 'UPSTREAMS.a.api_origin: must be https'],
+    [{ UPSTREAMS: { a: { ...good, token_url: 'https://client:secret@auth.example/token' } } }, 'UPSTREAMS.a.token_url: must not contain user:password@'],
+    [{ UPSTREAMS: { a: { ...good, api_origin: 'https://key@api.example' } } }, 'UPSTREAMS.a.api_origin: must not contain user:password@'],
+    [{ UPSTREAMS: { a: { ...good, scope: '   ' } } }, 'UPSTREAMS.a.scope'],
+    [{ UPSTREAMS: { a: { ...good, token_throttled_statuses: [200] } } }, 'UPSTREAMS.a.token_throttled_statuses'],
   ])('refuses %j naming %s', (vars, key) => {
     const found = issues(vars);
     expect(found.length).toBeGreaterThan(0);
     expect(found.some((i) => i.startsWith(key))).toBe(true);
+  });
+
+  it('accepts plain http only on loopback (local runs)', () => {
+    for (const host of ['127.0.0.1:8790', 'localhost:8790', '127.0.0.3', '[::1]:9000']) {
+      expect(issues({ UPSTREAMS: { a: { ...good, api_origin: `http://${host}`, token_url: `http://${host}/oauth2/token` } } })).toEqual([]);
+    }
+    expect(issues({ UPSTREAMS: { a: { ...good, token_url: 'http://127.0.0.1.example.com/token' } } })).toHaveLength(1);
+  });
+
+  it('a token budget is a hard limit only when configured; 429 and 403 throttle by default', () => {
+    const c = parseConfig({ UPSTREAMS: { a: good, b: { ...good, token_budget: { max_requests: 1, window_seconds: 3600 } } } });
+    expect(c.upstreams.a!.token_budget).toBeUndefined();
+    expect(c.upstreams.a!.token_throttled_statuses).toEqual([429, 403]);
+    expect(c.upstreams.b!.token_budget).toEqual({ max_requests: 1, window_seconds: 3600 });
   });
 
   it('a Worker with a bad config answers every request with a 500 problem that names the key', async () => {

@@ -5,11 +5,10 @@
 import { afterEach, beforeEach, expect, vi } from 'vitest';
 import { SECRETS } from '../fixtures/config';
 import { issuedTokens } from '../helpers';
-
-let lines: string[] = [];
+import { capturedLines as lines } from './log-capture';
 
 beforeEach(() => {
-  lines = [];
+  lines.length = 0;
   for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) {
     const original = console[level].bind(console);
     vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
