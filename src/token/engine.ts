@@ -78,7 +78,8 @@ export class TokenEngine {
       if (running === undefined) {
         const gate = mayRequest(s, p, now, 'expiring');
         if (!gate.ok) return lease(cur, p, gate.at);
-        void this.refresh(scope, 'expiring');
+        // Nobody waits for it: a failure (storage) is logged, and the next caller tries again.
+        this.refresh(scope, 'expiring').catch((e: unknown) => this.io.log('token_refresh_crashed', scope, { error: e instanceof Error ? e.name : typeof e }));
       }
       return lease(cur, p, now + BACKGROUND_RECHECK_MS);
     }
@@ -178,8 +179,11 @@ export class TokenEngine {
       record.doneAt = clock.now();
       if (result.ok) {
         const held = holdToken(result.value.token, result.value, now, p, cause === 'rejected');
-        if ('invalid' in held) {
-          failure = { kind: 'invalid_answer', detail: `token endpoint answer: ${held.invalid}` };
+        // A token already inside its skew on arrival (a lifetime shorter than the round trip, a JWT
+        // `exp` about to pass) can never be injected: as useless as no token.
+        if ('invalid' in held || !isUsable(held, p, clock.now())) {
+          const why = 'invalid' in held ? held.invalid : 'the token expires before it can be used';
+          failure = { kind: 'invalid_answer', detail: `token endpoint answer: ${why}` };
           io.log('token_request_failed', scope, { attempt, kind: failure.kind, detail: failure.detail });
           break;
         }

@@ -222,11 +222,12 @@ export function mayRequest(s: CredentialState, p: Policy, now: number, cause: Re
   // The default guard lets the one-per-lifetime refresh through (spaced a little): it is there for
   // storms (rejections, retries), not for a steady load of short-lived tokens.
   const last = s.requests.at(-1);
-  if (!p.budget.explicit && (cause === 'expiring' || cause === 'expired') && (last === undefined || now - last.sentAt >= GUARD_MIN_INTERVAL_MS)) {
-    return { ok: true };
-  }
+  const scheduled = !p.budget.explicit && (cause === 'expiring' || cause === 'expired');
+  if (scheduled && (last === undefined || now - last.sentAt >= GUARD_MIN_INTERVAL_MS)) return { ok: true };
   const frees = live.map((r) => countsUntil(r, p)).sort((a, b) => a - b);
-  const at = frees[live.length - p.budget.max] ?? now;
+  let at = frees[live.length - p.budget.max] ?? now;
+  // A scheduled refresh held back only by the spacing may go as soon as the spacing ends.
+  if (scheduled && last !== undefined) at = Math.min(at, last.sentAt + GUARD_MIN_INTERVAL_MS);
   const b = p.budget;
   return { ok: false, at, reason: 'budget', detail: `the token budget (${b.max} per ${b.windowMs / 1000} s) is spent` };
 }

@@ -5,9 +5,8 @@
 import { evictDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { clearIsolateCache } from '../../src/token/cache';
-import { TokenStore } from '../../src/token/store';
 import { apiHits, post, revoke, tokenHits } from '../helpers';
-import { countStoreCalls, store } from './token-helpers';
+import { countStoreCalls, failStoreCalls, store } from './token-helpers';
 
 describe('single-flight', () => {
   it('500 concurrent requests on a cold start make exactly one token request, and all 500 reach the API with it', async () => {
@@ -64,12 +63,7 @@ describe('egress', () => {
 
 describe('a failing token store', () => {
   it('a Durable Object call that throws becomes 503 + Retry-After, not a 500', async () => {
-    const proto = TokenStore.prototype;
-    const original = proto.getToken;
-    proto.getToken = function (this: TokenStore, k) {
-      if (k.upstream === 'storedown') throw new Error('simulated: Durable Object overloaded');
-      return original.call(this, k);
-    };
+    const failing = failStoreCalls('storedown');
     try {
       const res = await post('/t/storedown', {});
       expect(res.status).toBe(503);
@@ -77,7 +71,7 @@ describe('a failing token store', () => {
       expect(res.json()).toMatchObject({ title: 'Token store unavailable' });
       expect(await apiHits('storedown')).toHaveLength(0);
     } finally {
-      proto.getToken = original;
+      failing.restore();
     }
   });
 });

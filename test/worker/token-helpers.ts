@@ -79,3 +79,21 @@ export function countStoreCalls(upstream: string) {
   };
   return counter;
 }
+
+/**
+ * Make every TokenStore getToken call for `upstream` throw, as an overloaded or resetting Durable
+ * Object does; `restore()` puts it back.
+ */
+export function failStoreCalls(upstream: string): { restore: () => void } {
+  const proto = TokenStore.prototype;
+  const original = proto.getToken;
+  proto.getToken = function (this: TokenStore, k: StoreRef) {
+    if (k.upstream === upstream) throw new Error('simulated: Durable Object overloaded');
+    return original.call(this, k);
+  };
+  return {
+    restore: () => {
+      proto.getToken = original;
+    },
+  };
+}

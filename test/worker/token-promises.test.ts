@@ -7,12 +7,11 @@ import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { formEncode, base64 } from '../../src/token/grant';
 import { fingerprint, legacyStoreName, storeName } from '../../src/token/credential-set';
-import { TokenStore } from '../../src/token/store';
 import { parseConfig } from '../../src/config';
 import { SECRETS } from '../fixtures/config';
 import { acceptToken, apiHits, hits, post, setApi, setToken, tokenHits } from '../helpers';
 import { logged } from './log-capture';
-import { fakeClock, MINUTE, realTimeClock, scopeStatus, SECOND, store } from './token-helpers';
+import { failStoreCalls, fakeClock, MINUTE, realTimeClock, scopeStatus, SECOND, store } from './token-helpers';
 
 const bearer = (h: { headers: Record<string, string> }) => h.headers.authorization ?? '';
 
@@ -258,12 +257,7 @@ describe('9. a Durable Object hiccup does not beat a valid token in hand', () =>
     const t0 = clock.now();
     await setToken('hiccup', { expiresIn: 600 });
     expect((await post('/t/hiccup', {})).status).toBe(200);
-    const proto = TokenStore.prototype;
-    const original = proto.getToken;
-    proto.getToken = function (this: TokenStore, ref) {
-      if (ref.upstream === 'hiccup') throw new Error('simulated: Durable Object overloaded');
-      return original.call(this, ref);
-    };
+    const failing = failStoreCalls('hiccup');
     try {
       clock.set(t0 + 575 * SECOND); // refresh due at 560 s (600 − 10 skew − 30 margin), usable until 590 s
       const res = await post('/t/hiccup', {});
@@ -277,7 +271,7 @@ describe('9. a Durable Object hiccup does not beat a valid token in hand', () =>
       expect(late.json()).toMatchObject({ title: 'Token store unavailable' });
       expect(await apiHits('hiccup')).toHaveLength(2);
     } finally {
-      proto.getToken = original;
+      failing.restore();
     }
   });
 });
