@@ -97,7 +97,8 @@ describe('egress origin config', () => {
   it('a good egress origin config passes the start checks, with its secret set', () => {
     const vars = { ...env, UPSTREAMS: { a: { ...good, egress: origin } }, ROUTES: {} };
     expect(loadConfig(vars).upstreams.a!.egress).toEqual(origin);
-    expect(() => loadConfig({ ...vars, TEST_EGRESS_SECRET: '' })).toThrow('UPSTREAMS.a.egress.secret_from: Worker secret "TEST_EGRESS_SECRET" is not set');
+    const unset = { ...vars, TEST_EGRESS_SECRET: '' };
+    expect(() => loadConfig(unset)).toThrow('UPSTREAMS.a.egress.secret_from: Worker secret "TEST_EGRESS_SECRET" is not set');
   });
 });
 
