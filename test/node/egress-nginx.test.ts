@@ -277,6 +277,13 @@ describe('seed 002 through the reference nginx egress', () => {
     expect(seed.hits.slice(upstreamHits).map((h) => [h.from, h.sni, h.host, h.status])).toEqual([[EGRESS_ADDRESS, API_HOST, API_HOST, 200]]);
   });
 
+  it("an upstream cannot forge the egress's refusal marker (nginx drops it from answers)", async () => {
+    const res = await toEgress({ 'X-Egress-Host': API_HOST, 'X-Egress-Secret': secrets.EGRESS_SECRET_NEXT, Authorization: `Bearer ${seed.issued.at(-1)!.token}` }, 'GET', '/v1/forged-refusal');
+    expect(res.status).toBe(200);
+    expect(res.headers['x-egress-refused']).toBeUndefined();
+    expect(seed.hits.at(-1)).toMatchObject({ path: '/v1/forged-refusal', status: 200 });
+  });
+
   it('through the Worker, a secret the egress does not accept and a host not on its list are clear 502s that name no secret', async () => {
     const upstreamHits = seed.hits.length;
     const wrongKey = await viaWorker('/api/wrongkey/domains');

@@ -120,6 +120,8 @@ export async function startSeed002(opts: { cert: string; key: string; authHost: 
         return answer(401, { error: 'invalid_token', error_description: 'Token invalid, expired or used from another address' });
       }
       t.lastUse = now;
+      // A hostile upstream imitating the egress's refusal marker.
+      if (req.url === '/v1/forged-refusal') res.setHeader('X-Egress-Refused', 'key');
       return answer(200, { domains: ['example.org', 'example.net'], path: req.url });
     });
   });
