@@ -5,36 +5,21 @@
  * to an address): a token is never sent through another egress than the one that fetched it, a
  * rotated egress secret costs no token request, and going back finds the old token in place.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Miniflare, Response as MfResponse, convertV4MiniflareOptions, type Request as MfRequest } from 'miniflare';
-import { ROOT } from './egress-support.ts';
+import { Response as MfResponse, type Request as MfRequest } from 'miniflare';
+import { prepareDeploys, type Deploys } from './deploys.ts';
 
-const COMPATIBILITY_DATE = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(join(ROOT, 'wrangler.toml'), 'utf8'))![1]!;
 const PAGE = 'https://forms.example.org';
 const KEY_1 = '1'.repeat(16) + 'a'.repeat(48);
 const KEY_2 = '2'.repeat(16) + 'b'.repeat(48);
 
-let dir: string;
-let bundle: string;
-let storage: string;
+let deploys: Deploys;
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'eti-egress-deploy-'));
-  bundle = join(dir, 'bundle');
-  storage = join(dir, 'storage');
-  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', bundle], {
-    cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`wrangler build failed: ${r.stdout}${r.stderr}`);
+  deploys = prepareDeploys('eti-egress-deploy-');
 }, 120_000);
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => deploys?.dispose());
 
 /** Egress origins `https://egress-*.test` in front of a token endpoint and an API that bind tokens to the egress. */
 function world() {
@@ -82,28 +67,8 @@ const config = (egress: Record<string, unknown>, secret = KEY_1) => ({
   EGRESS_SECRET: secret,
 });
 
-/** One deploy: start the Worker with `vars` over the shared storage, send a request, stop. */
-async function deployAndCall(vars: ReturnType<typeof config>, stand: ReturnType<typeof world>): Promise<number> {
-  const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      compatibilityDate: COMPATIBILITY_DATE,
-      scriptPath: join(bundle, 'index.js'),
-      modules: true,
-      modulesRoot: bundle,
-      durableObjects: { TOKEN_STORE: { className: 'TokenStore', useSQLite: true } },
-      bindings: vars,
-      outboundService: stand.handler,
-      resourcePersistencePath: storage,
-    }),
-  );
-  try {
-    const res = await mf.dispatchFetch('https://injector.example/code', { method: 'POST', headers: { Origin: PAGE, 'Content-Type': 'application/json' }, body: '{}' });
-    await res.text();
-    return res.status;
-  } finally {
-    await mf.dispose();
-  }
-}
+/** One deploy with `vars`, one request. */
+const deployAndCall = (vars: ReturnType<typeof config>, stand: ReturnType<typeof world>) => deploys.deployAndCall(vars, stand.handler, PAGE);
 
 describe('a change of egress over the same storage', () => {
   const stand = world();
