@@ -3,9 +3,10 @@
  *
  * One TokenStore per credential set: the upstream's name plus a fingerprint of what makes its
  * tokens what they are (token URL and method, client auth style and grant, client id or username,
- * extra params, API origin, egress: its mode, binding or origin, and `address`). A deploy that changes none of these finds the same object, its
- * tokens and its budget history; a change of any of them gets a fresh object, so a token issued for
- * one host or client is never sent to another. The secret is not part of it: rotating a secret
+ * extra params, API origin, egress: its mode, binding or origin, and `address`). A deploy that
+ * changes none of these finds the same object, its tokens and its budget history; a change of any
+ * of them gets a fresh object, so a token issued for one host, client or egress path is never sent
+ * to another. The secret is not part of it: rotating a secret
  * keeps the current token until its next refresh.
  */
 import { loadConfig, readCredentials, type Config, type UpstreamConfig } from '../config';

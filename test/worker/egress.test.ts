@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SECRETS } from '../fixtures/config';
-import { apiHits, call, hits, post, revoke, tokenHits } from '../helpers';
+import { apiHits, call, hits, post, revoke, setApi, setToken, tokenHits } from '../helpers';
 import type { EgressHit } from '../standin/upstreams';
 
 const CONTROL = 'http://control.standin';
@@ -97,6 +97,17 @@ describe('an egress origin that refuses', () => {
     expect(api).toHaveLength(2);
     expect(new Set(api.map((h) => h.headers.authorization)).size).toBe(1);
     expect((await egressHits('egrotate')).map((h) => h.refused)).toEqual([null, null, 'key', null]);
+  });
+
+  it('the API and token timeouts hold through the egress origin (its abort signal is passed on)', async () => {
+    await setToken('egslow', { delayMs: 3_000 });
+    const slowToken = await post('/t/egslow', {});
+    expect(slowToken.status).toBe(503);
+    expect(slowToken.json()).toMatchObject({ detail: 'token request timed out' });
+    await setApi('egslowapi', { delayMs: 3_000 });
+    const slowApi = await post('/t/egslowapi', {});
+    expect(slowApi.status).toBe(504);
+    expect(slowApi.json()).toMatchObject({ title: 'Upstream timed out' });
   });
 
   it('a GET route through the egress origin keeps its path, method and no body', async () => {
