@@ -1,7 +1,7 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 import { ROUTES, SECRETS, UPSTREAMS } from './test/fixtures/config.ts';
-import { standIn } from './test/standin/upstreams.ts';
+import { standIn, standInBinding } from './test/standin/upstreams.ts';
 
 export default defineConfig({
   test: {
@@ -15,16 +15,9 @@ export default defineConfig({
               bindings: { UPSTREAMS, ROUTES, ...SECRETS },
               // Every fetch the Worker and its Durable Objects make lands on the stand-in upstreams.
               outboundService: standIn,
-              // An egress binding (egress = { mode = "binding" }): the same stand-ins, marked so
-              // tests can tell the traffic went through the binding.
-              serviceBindings: {
-                EGRESS_TEST: async (request: Request) => {
-                  const headers = new Headers(request.headers);
-                  headers.set('X-Standin-Via', 'binding');
-                  const body = request.method === 'GET' || request.method === 'HEAD' ? undefined : await request.arrayBuffer();
-                  return standIn(new Request(request.url, { method: request.method, headers, body }));
-                },
-              },
+              // An egress binding (egress = { mode = "binding" }): counts what reaches it, then the
+              // same stand-ins, marked so tests can tell the traffic went through the binding.
+              serviceBindings: { EGRESS_TEST: standInBinding },
             },
           }),
         ],

@@ -9,6 +9,7 @@
  */
 // A namespace import lets the bundler drop zod's locales (~370 KB) that `{ z }` drags in.
 import * as z from 'zod';
+import { EGRESS_HEADERS } from './egress';
 
 /** A Worker secret's name, as `wrangler secret put` accepts it. */
 const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of a Worker secret (letters, digits, _)');
@@ -48,9 +49,33 @@ const budgetSchema = z.strictObject({
   window_seconds: z.int().min(1).default(60),
 });
 
+/**
+ * The public address an egress leaves from, as the upstream sees it. Optional and only recorded:
+ * it is part of the credential set, so changing it (the egress moved) means a new token fetched
+ * through the new path rather than the old one tried from an address it is not bound to.
+ */
+const egressAddress = z
+  .string()
+  .regex(/^[0-9A-Za-z.:[\]-]{1,100}$/, 'must be an IP address or host name')
+  .optional();
+
+/** An egress origin: https (http only on loopback), no userinfo, nothing after the host and port. */
+const egressOrigin = credentialUrl.refine((s) => {
+  try {
+    const url = new URL(s);
+    return url.pathname === '/' && url.search === '' && url.hash === '' && !s.endsWith('?') && !s.endsWith('#');
+  } catch {
+    return true; // already refused as not a URL
+  }
+}, 'must be an origin only, e.g. "https://egress.example.org" (no path, query or fragment)');
+
 const egressSchema = z.discriminatedUnion('mode', [
+  /** The Worker's own `fetch`: leaves from many Cloudflare addresses. */
   z.strictObject({ mode: z.literal('direct') }),
-  z.strictObject({ mode: z.literal('binding'), binding: secretName }),
+  /** A Fetcher binding: a service binding to a Worker, a Workers VPC Service or VPC Network. */
+  z.strictObject({ mode: z.literal('binding'), binding: secretName, address: egressAddress }),
+  /** An egress origin (a reverse proxy on a fixed-IP host) that checks a shared secret. */
+  z.strictObject({ mode: z.literal('origin'), url: egressOrigin, secret_from: secretName, address: egressAddress }),
 ]);
 
 export const upstreamSchema = z
@@ -104,8 +129,10 @@ export const upstreamSchema = z
     cooldown_seconds: z.int().min(1).default(300),
     /** Time an API call may take before the caller gets 504. */
     api_timeout_ms: z.int().min(100).max(300_000).default(30_000),
-    /** How this upstream's traffic leaves the Worker. */
+    /** How all of this upstream's traffic (token requests and API calls) leaves the Worker. */
     egress: egressSchema.default({ mode: 'direct' }),
+    /** Tokens work only from the address that obtained them (seed 002): needs a non-direct egress. */
+    ip_bound: z.boolean().default(false),
     /** Create this upstream's TokenStore near the token endpoint (Durable Object location hint). */
     location_hint: z.enum(['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'oc', 'afr', 'me']).optional(),
   })
@@ -123,6 +150,21 @@ export const upstreamSchema = z
     }
     if (u.token_method === 'GET' && (u.client_auth === 'client_secret_post' || u.grant === 'password')) {
       issue('token_method', 'GET would put a credential in the URL; use POST with client_secret_post or the password grant');
+    }
+    if (u.ip_bound && u.egress.mode === 'direct') {
+      issue(
+        'ip_bound',
+        'tokens bound to the address that obtained them need all of this upstream\'s traffic to leave through one fixed egress: ' +
+          'set egress = { mode = "origin", url = "https://<your egress host>", secret_from = "<Worker secret>" } ' +
+          'or egress = { mode = "binding", binding = "<Fetcher binding>" } (README, "Egress")',
+      );
+    }
+    if (u.egress.mode === 'origin') {
+      // The egress forwards over https only, and owns these headers.
+      for (const key of ['api_origin', 'token_url'] as const) {
+        if (!u[key].startsWith('https:')) issue(key, 'must be https: an egress origin forwards over https only');
+      }
+      if (EGRESS_HEADERS.includes(u.inject_header.toLowerCase())) issue('inject_header', `${u.inject_header} is the egress's own header`);
     }
     for (const key of Object.keys(u.extra_params)) {
       if (RESERVED_PARAMS.includes(key) || key === u.username_field || key === u.password_field) {
@@ -268,9 +310,7 @@ export function loadConfig(env: ConfigVars): Config {
       // Every secret and binding a config names must exist: fail at start, not at first use.
       for (const [name, u] of Object.entries(entry.upstreams)) {
         readCredentials(name, u, env);
-        if (u.egress.mode === 'binding' && !isFetcher((env as Record<string, unknown>)[u.egress.binding])) {
-          throw new ConfigError([`UPSTREAMS.${name}.egress.binding: no service binding named "${u.egress.binding}"`]);
-        }
+        checkEgress(name, u, env);
       }
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
@@ -280,6 +320,33 @@ export function loadConfig(env: ConfigVars): Config {
   }
   if (entry instanceof ConfigError) throw entry;
   return entry;
+}
+
+/** Throws `ConfigError` when the binding or the secret an upstream's egress names is missing. */
+function checkEgress(name: string, u: UpstreamConfig, env: object): void {
+  const e = u.egress;
+  if (e.mode === 'binding' && !isFetcher((env as Record<string, unknown>)[e.binding])) {
+    throw new ConfigError([`UPSTREAMS.${name}.egress.binding: no service binding named "${e.binding}"`]);
+  }
+  if (e.mode === 'origin') readEgressSecret(name, e.secret_from, env);
+}
+
+/**
+ * The shared secret an egress origin checks, from the Worker secret `from`; throws `ConfigError`
+ * naming the key when it is not set or too weak (it is all that keeps the egress from being an
+ * open relay, and nginx's `map` compares it case-insensitively: 32+ characters, hex is best).
+ */
+export function readEgressSecret(name: string, from: string, env: object): string {
+  const value = (env as Record<string, unknown>)[from];
+  if (typeof value !== 'string' || value === '') {
+    throw new ConfigError([`UPSTREAMS.${name}.egress.secret_from: Worker secret "${from}" is not set`]);
+  }
+  if (!/^[A-Za-z0-9._~-]{32,512}$/.test(value)) {
+    throw new ConfigError([
+      `UPSTREAMS.${name}.egress.secret_from: Worker secret "${from}" must be 32 to 512 characters of A-Z a-z 0-9 . _ ~ - (make one with: openssl rand -hex 32)`,
+    ]);
+  }
+  return value;
 }
 
 /** A service binding (anything with `fetch`); structural, so this module also loads in Node. */

@@ -1,26 +1,99 @@
 /**
  * @module Egress: how an upstream's token and API traffic leaves the Worker.
  *
- * One pluggable piece so that IP-bound tokens (seed 002) can later send *all* of an upstream's
- * traffic through one egress origin without the token or gateway code knowing. Today: `direct`
- * (the Worker's own `fetch`) and `binding` (a service binding, e.g. a Worker that owns the egress).
+ * Every request made for an upstream, token request or API call, is sent by the one `Egress` its
+ * config names, so nothing of that upstream can leave another way (IP-bound tokens, seed 002):
+ * - `direct`: the Worker's own `fetch` (many Cloudflare addresses);
+ * - `binding`: a Fetcher binding (a service binding to a Worker, a Workers VPC Service or Network);
+ * - `origin`: an egress origin, a reverse proxy on a fixed-IP host (deploy/egress/ has one on
+ *   nginx). The request goes to the egress with the same path and query, the real host in
+ *   `X-Egress-Host` and the shared secret in `X-Egress-Secret`; the egress checks both against
+ *   fixed lists and forwards with TLS verification. Its own refusals carry `X-Egress-Refused`.
  */
 import type { UpstreamConfig } from './config';
 
-/** Sends one request on behalf of an upstream. */
+/** Sends one request on behalf of an upstream. Throws `EgressRefused` when the egress refuses it. */
 export type Egress = (request: Request) => Promise<Response>;
 
-/** The egress for an upstream (`loadConfig` has checked that a named binding exists). */
+/** Names the real upstream host (`host[:port]`, as in the URL) for the egress origin. */
+export const EGRESS_HOST_HEADER = 'X-Egress-Host';
+/** Carries the shared secret the egress origin checks. */
+export const EGRESS_SECRET_HEADER = 'X-Egress-Secret';
+/** Set by the egress origin on its own refusals: `key` (secret not accepted) or `host` (not listed). */
+export const EGRESS_REFUSED_HEADER = 'X-Egress-Refused';
+/** The egress's headers (lower case): no other config may claim them. */
+export const EGRESS_HEADERS: readonly string[] = [EGRESS_HOST_HEADER, EGRESS_SECRET_HEADER, EGRESS_REFUSED_HEADER].map((h) => h.toLowerCase());
+
+/**
+ * The egress origin refused to forward a request. The message is for people and names no secret:
+ * only what was refused and which config to check.
+ */
+export class EgressRefused extends Error {
+  constructor(
+    /** `key`, `host`, or `other` for a marker this Worker does not know. */
+    readonly why: 'key' | 'host' | 'other',
+    host: string,
+  ) {
+    super(
+      why === 'key'
+        ? `the egress refused to forward to ${host}: it did not accept the egress secret (check the upstream's egress.secret_from and the keys the egress accepts)`
+        : why === 'host'
+          ? `the egress refused to forward to ${host}: that host is not on its list (add it to the egress's hosts)`
+          : `the egress refused to forward to ${host}`,
+    );
+    this.name = 'EgressRefused';
+  }
+}
+
+const egresses = new WeakMap<UpstreamConfig, Egress>();
+
+/**
+ * The egress for an upstream, built once per config (`loadConfig` has checked that the binding or
+ * secret it names exists).
+ */
 export function egressFor(upstream: UpstreamConfig, env: object): Egress {
+  let egress = egresses.get(upstream);
+  if (egress === undefined) {
+    egress = build(upstream, env);
+    egresses.set(upstream, egress);
+  }
+  return egress;
+}
+
+function build(upstream: UpstreamConfig, env: object): Egress {
   const e = upstream.egress;
   switch (e.mode) {
     case 'direct':
       return (request) => fetch(request);
     case 'binding': {
-      const binding = (env as Record<string, Fetcher>)[e.binding]!;
+      // Structural (not `Fetcher`): config.ts imports this module, and it also loads in Node.
+      const binding = (env as Record<string, { fetch(request: Request): Promise<Response> }>)[e.binding]!;
       return (request) => binding.fetch(request);
     }
+    case 'origin':
+      return viaOrigin(new URL(e.url).origin, (env as Record<string, string>)[e.secret_from]!);
   }
+}
+
+/** Send each request to the egress origin `origin`, naming its real host, with the shared secret. */
+function viaOrigin(origin: string, secret: string): Egress {
+  return async (request) => {
+    const target = new URL(request.url);
+    const headers = new Headers(request.headers);
+    // set(), not append(): whatever else put these names on the request never reaches the egress.
+    headers.set(EGRESS_HOST_HEADER, target.host);
+    headers.set(EGRESS_SECRET_HEADER, secret);
+    // Bodies here are small and already in memory (a token form, a checked API body): buffering
+    // keeps a Content-Length, which some token endpoints insist on.
+    const body = request.body === null ? undefined : await request.arrayBuffer();
+    const res = await fetch(
+      new Request(`${origin}${target.pathname}${target.search}`, { method: request.method, headers, body, redirect: 'manual', signal: request.signal }),
+    );
+    const refused = res.headers.get(EGRESS_REFUSED_HEADER);
+    if (refused === null) return res;
+    await res.body?.cancel();
+    throw new EgressRefused(refused === 'key' || refused === 'host' ? refused : 'other', target.host);
+  };
 }
 
 /**

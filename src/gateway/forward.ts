@@ -9,7 +9,7 @@
  */
 import { clock } from '../clock';
 import type { UpstreamConfig } from '../config';
-import { egressFor, type Egress } from '../egress';
+import { EgressRefused, egressFor, type Egress } from '../egress';
 import type { Env } from '../env';
 import { MIN_REDACTED, problem, redact } from '../problem';
 import { getToken, reportRejected, reportUse, type TokenRef, type WaitUntil } from '../token/cache';
@@ -58,8 +58,8 @@ export function forwardedRequestHeaders(incoming: Headers): Headers {
 
 /**
  * Call the API. Returns the API's answer (allowlisted headers, `no-store`). Throws a `ProblemError`:
- * 504 on timeout, 502 when unreachable or when a fresh token is rejected too, 502/503 when no token
- * can be had.
+ * 504 on timeout, 502 when unreachable, refused by the egress or when a fresh token is rejected
+ * too, 502/503 when no token can be had.
  */
 export async function forward(ctx: ForwardContext, call: ApiCall): Promise<Response> {
   const send = egressFor(ctx.upstream, ctx.env);
@@ -103,6 +103,7 @@ async function sendOnce(ctx: ForwardContext, send: Egress, call: ApiCall, token:
   try {
     return await send(request);
   } catch (e) {
+    if (e instanceof EgressRefused) throw problem(502, 'Egress refused the request', e.message);
     if (e instanceof Error && e.name === 'TimeoutError') {
       throw problem(504, 'Upstream timed out', `the API did not answer within ${ctx.upstream.api_timeout_ms} ms`);
     }

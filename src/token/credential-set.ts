@@ -3,9 +3,10 @@
  *
  * One TokenStore per credential set: the upstream's name plus a fingerprint of what makes its
  * tokens what they are (token URL and method, client auth style and grant, client id or username,
- * extra params, API origin, egress). A deploy that changes none of these finds the same object, its
- * tokens and its budget history; a change of any of them gets a fresh object, so a token issued for
- * one host or client is never sent to another. The secret is not part of it: rotating a secret
+ * extra params, API origin, egress: its mode, binding or origin, and `address`). A deploy that
+ * changes none of these finds the same object, its tokens and its budget history; a change of any
+ * of them gets a fresh object, so a token issued for one host, client or egress path is never sent
+ * to another. The secret is not part of it: rotating a secret
  * keeps the current token until its next refresh.
  */
 import { loadConfig, readCredentials, type Config, type UpstreamConfig } from '../config';
@@ -43,10 +44,20 @@ export async function fingerprint(u: UpstreamConfig, clientId: string | undefine
     username ?? null,
     Object.entries(u.extra_params).sort(([a], [b]) => (a < b ? -1 : 1)),
     u.api_origin,
-    u.egress,
+    egressIdentity(u.egress),
   ]);
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(material)));
   return [...digest.slice(0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * Which way the tokens travel: the egress as configured, except that an egress origin is its origin
+ * (a trailing "/" is the same egress) and not the name of its secret (rotating that secret, under
+ * the same name or another, is not a new path). Direct and binding egresses are kept as they were
+ * fingerprinted before the egress origin existed, so a deploy of this version costs them no token.
+ */
+function egressIdentity(e: UpstreamConfig['egress']): unknown {
+  return e.mode === 'origin' ? { mode: e.mode, url: new URL(e.url).origin, ...(e.address === undefined ? {} : { address: e.address }) } : e;
 }
 
 const fingerprints = new WeakMap<Config, Map<string, Promise<string>>>();

@@ -10,8 +10,8 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { clock } from '../clock';
-import { ConfigError, loadConfig, readCredentials, scopesOf, sensitiveValues, type Config } from '../config';
-import { egressFor, withTimeout } from '../egress';
+import { ConfigError, loadConfig, readCredentials, readEgressSecret, scopesOf, sensitiveValues, type Config } from '../config';
+import { EgressRefused, egressFor, withTimeout } from '../egress';
 import type { Env } from '../env';
 import { redact } from '../problem';
 import { fingerprintOf, legacyStoreName, type StoreRef } from './credential-set';
@@ -161,7 +161,7 @@ export class TokenStore extends DurableObject<Env> {
       this.ctx.storage.kv.put('credset', state);
     }
     const creds = readCredentials(ref.upstream, u, this.env);
-    const sensitive = sensitiveValues(creds);
+    const sensitive = [...sensitiveValues(creds), ...(u.egress.mode === 'origin' ? [readEgressSecret(ref.upstream, u.egress.secret_from, this.env)] : [])];
     const send = egressFor(u, this.env);
     const s = state;
     return new TokenEngine(s, p, { maxAttempts: u.max_attempts, timeoutMs: u.token_timeout_ms }, {
@@ -171,6 +171,8 @@ export class TokenStore extends DurableObject<Env> {
           // Details are built from statuses and codes only; redacted anyway, belt and braces.
           return result.ok ? result : { ok: false, failure: { ...result.failure, detail: redact(result.failure.detail, sensitive) } };
         } catch (e) {
+          // The egress would not forward it: fix the egress or its secret; sent again, it fails alike.
+          if (e instanceof EgressRefused) return { ok: false, failure: { kind: 'misconfigured', detail: e.message } };
           const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
           return { ok: false, failure: { kind: 'transient', detail: timedOut ? 'token request timed out' : 'token endpoint unreachable' } };
         }

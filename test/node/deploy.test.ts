@@ -4,34 +4,19 @@
  * standing for one deploy with its config. An unchanged credential set costs no token request;
  * a changed token URL, client id or API origin never sends the old token anywhere.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Miniflare, Response as MfResponse, convertV4MiniflareOptions, type Request as MfRequest } from 'miniflare';
-import { ROOT } from './browser-support.ts';
+import { Response as MfResponse, type Request as MfRequest } from 'miniflare';
+import { prepareDeploys, type Deploys } from './deploys.ts';
 
-const COMPATIBILITY_DATE = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(join(ROOT, 'wrangler.toml'), 'utf8'))![1]!;
 const PAGE = 'https://forms.example.org';
 
-let dir: string;
-let bundle: string;
-let storage: string;
+let deploys: Deploys;
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'eti-deploy-'));
-  bundle = join(dir, 'bundle');
-  storage = join(dir, 'storage');
-  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', bundle], {
-    cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`wrangler build failed: ${r.stdout}${r.stderr}`);
+  deploys = prepareDeploys('eti-deploy-');
 }, 120_000);
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => deploys?.dispose());
 
 /** Token endpoints on any `auth*.test` host; APIs on `api*.test` accept tokens issued for them. */
 interface Upstreams {
@@ -69,28 +54,8 @@ const upstream = (over: Record<string, unknown> = {}) => ({
   CODER_SECRET: 'not-a-real-secret',
 });
 
-/** One deploy: start the Worker with `vars` over the shared storage, send a request, stop. */
-async function deployAndCall(vars: ReturnType<typeof upstream>, stand: Upstreams): Promise<number> {
-  const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      compatibilityDate: COMPATIBILITY_DATE,
-      scriptPath: join(bundle, 'index.js'),
-      modules: true,
-      modulesRoot: bundle,
-      durableObjects: { TOKEN_STORE: { className: 'TokenStore', useSQLite: true } },
-      bindings: vars,
-      outboundService: stand.handler,
-      resourcePersistencePath: storage,
-    }),
-  );
-  try {
-    const res = await mf.dispatchFetch('https://injector.example/code', { method: 'POST', headers: { Origin: PAGE, 'Content-Type': 'application/json' }, body: '{}' });
-    await res.text();
-    return res.status;
-  } finally {
-    await mf.dispose();
-  }
-}
+/** One deploy with `vars`, one request. */
+const deployAndCall = (vars: ReturnType<typeof upstream>, stand: Upstreams) => deploys.deployAndCall(vars, stand.handler, PAGE);
 
 describe('deploys over the same storage', () => {
   const stand = upstreams();

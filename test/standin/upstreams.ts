@@ -4,10 +4,15 @@
  * Durable Objects) makes lands here. Each request is recorded; tests read the records and steer the
  * behaviour through `http://control.standin/…` (see `test/helpers.ts`).
  *
+ * Egresses: `standInBinding` is the `EGRESS_TEST` service binding; `https://egress*.test` are egress
+ * origins that check the secret and the host as deploy/egress/ does (403 + `X-Egress-Refused`).
+ * Both record what reaches them and mark what they forward with `X-Standin-Via`.
+ *
  * Token endpoints: any path ending in `/token`, `/oauth2/token` or `/authorization`.
  * APIs: any other path. An API call is accepted when one of its headers carries a live token of its
  * host, and answers 200 with an echo of the method, path and JSON body (never the token).
  */
+import { EGRESS_LISTED_HOSTS, SECRETS } from '../fixtures/config.ts';
 
 export interface Hit {
   host: string;
@@ -73,6 +78,23 @@ export interface ApiBehaviour {
   denyPaths?: Record<string, number>;
 }
 
+/** A request that reached a stand-in egress. */
+export interface EgressHit {
+  via: 'binding' | 'origin';
+  /** The egress origin's host (`binding` for the binding). */
+  egress: string;
+  /** The upstream host it was for (the URL's host, or the origin egress's X-Egress-Host). */
+  target: string;
+  path: string;
+  /** Why the egress refused it; null when forwarded. */
+  refused: 'key' | 'host' | null;
+}
+
+const egressHits: EgressHit[] = [];
+const egressKeys = new Map<string, Set<string>>();
+/** Until told otherwise, an egress origin accepts the test Worker's TEST_EGRESS_SECRET. */
+const keysOf = (egress: string) => egressKeys.get(egress) ?? new Set<string>([SECRETS.TEST_EGRESS_SECRET]);
+
 interface HostState {
   token: TokenBehaviour;
   api: ApiBehaviour;
@@ -110,6 +132,7 @@ function isTokenPath(path: string): boolean {
 export async function standIn(request: Request): Promise<Response> {
   const url = new URL(request.url);
   if (url.hostname === 'control.standin') return control(url, request);
+  if (/^egress[\w-]*\.test$/.test(url.hostname)) return egressOrigin(request, url);
 
   const body = await request.text();
   const headers: Record<string, string> = {};
@@ -117,6 +140,36 @@ export async function standIn(request: Request): Promise<Response> {
   hits.push({ host: url.hostname, method: request.method, path: url.pathname, search: url.search, headers, body, url: request.url });
   const h = host(url.hostname);
   return isTokenPath(url.pathname) ? tokenAnswer(url.hostname, h) : apiAnswer(h, request, body, url);
+}
+
+/** The `EGRESS_TEST` service binding: records the request, then sends it on, marked. */
+export async function standInBinding(request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  egressHits.push({ via: 'binding', egress: 'binding', target: url.host, path: url.pathname, refused: null });
+  return standIn(await marked(request, url.href, 'binding'));
+}
+
+/** An egress origin: the secret and the host are checked against fixed lists, as nginx does. */
+async function egressOrigin(request: Request, url: URL): Promise<Response> {
+  const target = request.headers.get('x-egress-host') ?? '';
+  const key = request.headers.get('x-egress-secret');
+  const refused = key === null || !keysOf(url.hostname).has(key) ? 'key' : !EGRESS_LISTED_HOSTS.includes(target) ? 'host' : null;
+  egressHits.push({ via: 'origin', egress: url.hostname, target, path: url.pathname, refused });
+  if (refused !== null) {
+    await request.body?.cancel();
+    return new Response('<html>403 Forbidden</html>', { status: 403, headers: { 'Content-Type': 'text/html', 'X-Egress-Refused': refused } });
+  }
+  return standIn(await marked(request, `https://${target}${url.pathname}${url.search}`, 'origin'));
+}
+
+/** `request` sent on to `url`, without the egress's headers, marked with the way it came. */
+async function marked(request: Request, url: string, via: EgressHit['via']): Promise<Request> {
+  const headers = new Headers(request.headers);
+  headers.delete('x-egress-host');
+  headers.delete('x-egress-secret');
+  headers.set('X-Standin-Via', via);
+  const body = request.method === 'GET' || request.method === 'HEAD' ? undefined : await request.arrayBuffer();
+  return new Request(url, { method: request.method, headers, body });
 }
 
 async function tokenAnswer(name: string, h: HostState): Promise<Response> {
@@ -202,6 +255,12 @@ async function control(url: URL, request: Request): Promise<Response> {
         { 'X-Hits-Total': String(hits.length) },
       );
     }
+    case '/egress-hits':
+      return json(egressHits.filter((h) => name === '' || h.target === name));
+    case '/egress-keys':
+      // The secrets an egress origin (`?egress=`) accepts from now on, as during a rotation.
+      egressKeys.set(url.searchParams.get('egress') ?? '', new Set((await request.json()) as string[]));
+      return json({ ok: true });
     case '/tokens':
       return json(name === '' ? [...hosts.values()].flatMap((h) => h.issued) : host(name).issued);
     case '/token':
@@ -222,6 +281,8 @@ async function control(url: URL, request: Request): Promise<Response> {
     case '/reset':
       hits.length = 0;
       hosts.clear();
+      egressHits.length = 0;
+      egressKeys.clear();
       return json({ ok: true });
     default:
       return json({ error: 'unknown control path' }, 404);
