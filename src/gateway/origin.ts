@@ -12,9 +12,9 @@ import type { RouteConfig } from '../config';
 import { problem } from '../problem';
 
 /** Request headers a page may send (the preflight's Access-Control-Allow-Headers). */
-export const ALLOWED_REQUEST_HEADERS = ['Content-Type', 'Accept', 'Accept-Language'];
+export const ALLOWED_REQUEST_HEADERS = ['Content-Type', 'Accept', 'Accept-Language', 'Content-Language', 'If-None-Match', 'If-Match', 'If-Modified-Since', 'If-Unmodified-Since'];
 /** Response headers a page's script may read. */
-export const EXPOSED_RESPONSE_HEADERS = ['X-Request-Id', 'Retry-After'];
+export const EXPOSED_RESPONSE_HEADERS = ['X-Request-Id', 'Retry-After', 'ETag', 'Location', 'Content-Location', 'Content-Disposition'];
 
 /** Whether a page at `origin` (`null`: no Origin header) may call; `selfOrigin` is the Worker's. */
 export type OriginPolicy = (origin: string | null, selfOrigin: string) => boolean;
@@ -59,8 +59,7 @@ export function originGuard(routes: RouteConfig[]): MiddlewareHandler {
     const sameOriginFetch = origin === null && c.req.header('Sec-Fetch-Site') === 'same-origin';
     if (origin === null ? !(sameOriginFetch && allows(null, selfOrigin)) : !allows(origin, selfOrigin)) {
       throw problem(
-        403,
-        'Origin not allowed',
+        'origin-not-allowed',
         origin === null ? 'this route only takes requests from allowed web pages (no Origin header was sent)' : `origin ${origin.slice(0, 100)} may not call this route`,
       );
     }

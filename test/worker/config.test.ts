@@ -1,6 +1,6 @@
 /** Config is validated at start: a bad key makes every request a 500 that names it (issue 2). */
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../../src/config';
 import worker from '../../src/index';
 import { SECRETS } from '../fixtures/config';
@@ -44,37 +44,53 @@ describe('config validation', () => {
     expect(found.some((i) => i.startsWith(key))).toBe(true);
   });
 
-  it('a Worker with a bad config answers every request with a 500 problem that names the key', async () => {
+  /** The Worker's answer to one request under `vars`, and what it logged meanwhile. */
+  async function answerWith(vars: object, request: Request): Promise<{ res: Response; text: string; logged: string }> {
+    const error = vi.spyOn(console, 'error');
+    const before = error.mock.calls.length;
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(request, vars as typeof env, ctx);
+    await waitOnExecutionContext(ctx);
+    return { res, text: await res.text(), logged: error.mock.calls.slice(before).map((c) => c.join(' ')).join('\n') };
+  }
+
+  it('a Worker with a bad config answers every request with an anonymous 500; the key goes to the log', async () => {
     const bad = { ...env, UPSTREAMS: { a: { ...good, token_url: 'ftp://nope' } } };
     for (const path of ['/', '/t/basic', '/anything']) {
-      const ctx = createExecutionContext();
-      const res = await worker.fetch(new Request(`https://injector.example${path}`, { method: 'POST' }), bad, ctx);
-      await waitOnExecutionContext(ctx);
+      const { res, text, logged } = await answerWith(bad, new Request(`https://injector.example${path}`, { method: 'POST' }));
       expect(res.status).toBe(500);
       expect(res.headers.get('Content-Type')).toContain('application/problem+json');
-      const body = (await res.json()) as { detail: string };
-      expect(body.detail).toContain('UPSTREAMS.a.token_url');
+      const body = JSON.parse(text) as { type: string; reason: string; detail: string; request_id: string };
+      expect(body).toMatchObject({ type: 'urn:edge-token-injector:problem:invalid-configuration', reason: 'invalid-configuration' });
+      expect(body.detail).toMatch(/misconfigured/);
+      expect(text).not.toContain('UPSTREAMS');
+      expect(text).not.toContain('token_url');
+      // The operator finds the key in the log, under the request id the caller was given.
+      expect(logged).toContain('UPSTREAMS.a.token_url');
+      expect(logged).toContain(body.request_id);
     }
   });
 
-  it('an egress binding that is not bound is named at start', async () => {
+  it('an egress binding that is not bound is named at start (in the log)', async () => {
     const unbound = { ...env, UPSTREAMS: { a: { ...good, egress: { mode: 'binding', binding: 'NO_SUCH_BINDING' } } }, ROUTES: {} };
-    const ctx = createExecutionContext();
-    const res = await worker.fetch(new Request('https://injector.example/anything'), unbound, ctx);
-    await waitOnExecutionContext(ctx);
+    const { res, text, logged } = await answerWith(unbound, new Request('https://injector.example/anything'));
     expect(res.status).toBe(500);
-    const text = await res.text();
-    expect(text, text).toContain('UPSTREAMS.a.egress.binding: no service binding named \\"NO_SUCH_BINDING\\"');
+    expect(text).not.toContain('NO_SUCH_BINDING');
+    expect(logged).toContain('UPSTREAMS.a.egress.binding: no service binding named \\"NO_SUCH_BINDING\\"');
   });
 
-  it('a missing Worker secret is named by its key and secret name, and no secret value is shown', async () => {
+  it('a missing Worker secret is named by its key and secret name in the log, and no secret value is shown anywhere', async () => {
     const missing = { ...env, UPSTREAMS: { a: { ...good, client_secret_from: 'NOT_SET_ANYWHERE' } }, ROUTES: { r: { path: '/r', upstream: 'a', target: '/y', allowed_origins: ['https://forms.example.org'] } } };
-    const ctx = createExecutionContext();
-    const res = await worker.fetch(new Request('https://injector.example/r', { method: 'POST', headers: { Origin: 'https://forms.example.org', 'Content-Type': 'application/json' }, body: '{}' }), missing, ctx);
-    await waitOnExecutionContext(ctx);
+    const { res, text, logged } = await answerWith(
+      missing,
+      new Request('https://injector.example/r', { method: 'POST', headers: { Origin: 'https://forms.example.org', 'Content-Type': 'application/json' }, body: '{}' }),
+    );
     expect(res.status).toBe(500);
-    const text = await res.text();
-    expect(text).toContain('UPSTREAMS.a.client_secret_from: Worker secret \\"NOT_SET_ANYWHERE\\" is not set');
-    for (const s of Object.values(SECRETS)) expect(text).not.toContain(s);
+    expect(text).not.toContain('NOT_SET_ANYWHERE');
+    expect(logged).toContain('UPSTREAMS.a.client_secret_from: Worker secret \\"NOT_SET_ANYWHERE\\" is not set');
+    for (const s of Object.values(SECRETS)) {
+      expect(text).not.toContain(s);
+      expect(logged).not.toContain(s);
+    }
   });
 });

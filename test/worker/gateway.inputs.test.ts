@@ -288,7 +288,9 @@ describe('CORS', () => {
     expect(res.text).toBe('');
     expect(res.headers.get('Access-Control-Allow-Origin')).toBe(ORIGIN);
     expect(res.headers.get('Access-Control-Allow-Methods')).toBe('GET,POST,PUT');
-    expect(res.headers.get('Access-Control-Allow-Headers')).toBe('Content-Type,Accept,Accept-Language');
+    expect(res.headers.get('Access-Control-Allow-Headers')).toBe(
+      'Content-Type,Accept,Accept-Language,Content-Language,If-None-Match,If-Match,If-Modified-Since,If-Unmodified-Since',
+    );
     expect(res.headers.get('Access-Control-Allow-Credentials')).toBeNull();
     expect(res.headers.get('Access-Control-Max-Age')).toBe('600');
     expect(res.headers.get('Vary')).toMatch(/\bOrigin\b/);
