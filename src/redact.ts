@@ -180,31 +180,61 @@ export class Redactor {
     return !this.empty && this.find(new TextEncoder().encode(text), 0, true) !== undefined;
   }
 
-  /**
-   * A byte stream with every match replaced. It holds back at most `maxMatchBytes` between chunks
-   * (a match split across them is still caught); `held` reports how many it holds after each chunk.
-   */
-  stream(held?: (bytes: number) => void): TransformStream<Uint8Array, Uint8Array> {
-    let carry: Uint8Array = new Uint8Array(0);
-    const run = (buf: Uint8Array, final: boolean, out: TransformStreamDefaultController<Uint8Array>) => {
-      let from = 0;
-      for (let m = this.find(buf, 0, final); ; m = this.find(buf, from, final)) {
-        if (m === undefined || m.more) {
-          const keep = m === undefined ? buf.length : m.start;
-          if (keep > from) out.enqueue(buf.slice(from, keep));
-          carry = buf.slice(keep);
-          held?.(carry.length);
-          return;
-        }
-        if (m.start > from) out.enqueue(buf.slice(from, m.start));
-        out.enqueue(REDACTED_BYTES.slice());
-        from = m.end;
-      }
+  /** Incremental redaction of one byte stream (see `RedactingCursor`). */
+  cursor(): RedactingCursor {
+    return new RedactingCursor(this);
+  }
+
+  /** A byte stream with every match replaced (a `RedactingCursor` as a TransformStream). */
+  stream(): TransformStream<Uint8Array, Uint8Array> {
+    const cursor = this.cursor();
+    const pass = (parts: Uint8Array[], out: TransformStreamDefaultController<Uint8Array>) => {
+      for (const p of parts) out.enqueue(p);
     };
     return new TransformStream({
-      transform: (chunk, out) => run(carry.length === 0 ? chunk : concat([carry, chunk]), false, out),
-      flush: (out) => run(carry, true, out),
+      transform: (chunk, out) => pass(cursor.push(chunk), out),
+      flush: (out) => pass(cursor.end(), out),
     });
+  }
+}
+
+/**
+ * Redaction of a byte stream chunk by chunk: `push` returns what can be passed on now, holding
+ * back only bytes where a match may have begun (never more than `maxMatchBytes`), so a token
+ * split across chunks is still caught; `end` returns the rest.
+ */
+export class RedactingCursor {
+  private carry: Uint8Array = new Uint8Array(0);
+
+  constructor(private readonly redactor: Redactor) {}
+
+  /** Bytes held back for the next chunk. */
+  get held(): number {
+    return this.carry.length;
+  }
+
+  push(chunk: Uint8Array): Uint8Array[] {
+    return this.run(this.carry.length === 0 ? chunk : concat([this.carry, chunk]), false);
+  }
+
+  end(): Uint8Array[] {
+    return this.run(this.carry, true);
+  }
+
+  private run(buf: Uint8Array, final: boolean): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let from = 0;
+    for (let m = this.redactor.find(buf, 0, final); ; m = this.redactor.find(buf, from, final)) {
+      if (m === undefined || m.more) {
+        const keep = m === undefined ? buf.length : m.start;
+        if (keep > from) out.push(buf.slice(from, keep));
+        this.carry = buf.slice(keep);
+        return out;
+      }
+      if (m.start > from) out.push(buf.slice(from, m.start));
+      out.push(REDACTED_BYTES.slice());
+      from = m.end;
+    }
   }
 }
 

@@ -118,33 +118,41 @@ export async function passBack(res: Response, token: string, calledUrl: URL, opt
     if (total > BUFFERED_ANSWER_BYTES) break;
   }
 
-  // Longer: stream it, one piece at a time as the browser takes it, cut off past the limit.
-  let first: Uint8Array | undefined = concat(buffered, total);
+  // Longer: stream it, one piece at a time as the browser takes it, cut off past the limit. A
+  // failure (the API timeout, a broken coding, the limit) errors the stream: the browser sees an
+  // answer that broke off, never one that looks complete.
+  const cursor = redactor.cursor();
+  let pending: Uint8Array[] = cursor.push(concat(buffered, total));
   buffered.length = 0;
-  let carry = 0;
-  const source = new ReadableStream<Uint8Array>(
+  const stream = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        if (first !== undefined) {
-          controller.enqueue(first);
-          first = undefined;
-          return;
+        try {
+          while (pending.length === 0) {
+            const next = await reader.read();
+            if (next.done) {
+              for (const part of cursor.end()) controller.enqueue(part);
+              controller.close();
+              return;
+            }
+            count(next.value, next.value.length + cursor.held);
+            if (total > options.maxAnswerBytes) {
+              void reader.cancel();
+              throw new RangeError(`the answer is longer than ${options.maxAnswerBytes} bytes`);
+            }
+            pending = cursor.push(next.value);
+          }
+          for (const part of pending) controller.enqueue(part);
+          pending = [];
+        } catch (e) {
+          controller.error(e);
         }
-        const next = await reader.read();
-        if (next.done) return controller.close();
-        count(next.value, next.value.length + carry);
-        if (total > options.maxAnswerBytes) {
-          await reader.cancel();
-          controller.error(new RangeError(`answer longer than ${options.maxAnswerBytes} bytes`));
-          return;
-        }
-        controller.enqueue(next.value);
       },
       cancel: (reason) => reader.cancel(reason),
     },
     { highWaterMark: 0 },
   );
-  return new Response(source.pipeThrough(redactor.stream((held) => (carry = held))), init);
+  return new Response(stream, init);
 }
 
 /** The answer's body with its content coding removed; a ProblemError for a coding the Worker cannot decode. */

@@ -235,14 +235,14 @@ export interface AnswerShape {
   body?: string;
   /** The body's exact bytes instead (base64), e.g. a windows-1252 text. */
   bodyBase64?: string;
-  /** Encode the body on the wire and say so in Content-Encoding: gzip, deflate (zlib), deflate-raw, br, zstd; any other label is sent with the body unencoded. */
+  /** Content-Encoding of the answer, the body encoded so (gzip, x-gzip, deflate, br, zstd; other labels: the body as is). */
   encoding?: string;
   /** A gzip bomb instead of `body`: this many bytes of JSON-like filler, gzip-encoded (about 1000:1). */
   bombBytes?: number;
   /** Send the body in pieces of these byte lengths (the rest in one last piece). */
   split?: number[];
-  /** Send the headers at once, then the body in `pieces` equal pieces, one every `everyMs`. */
-  trickle?: { pieces: number; everyMs: number };
+  /** Send the headers and the first `afterBytes` at once, then hold the rest back `ms` (a stalled body). */
+  stall?: { afterBytes: number; ms: number };
   /** Conditional GET: 304 without a body when If-None-Match carries this ETag; else the answer with it. */
   etag?: string;
 }
@@ -250,8 +250,6 @@ export interface AnswerShape {
 /** The part of Node's zlib used here, loaded where the stand-in runs (Node) without making this file Node-only for the workerd type check. */
 interface Zlib {
   gzipSync(b: Uint8Array, o?: { level: number }): Uint8Array;
-  deflateSync(b: Uint8Array): Uint8Array;
-  deflateRawSync(b: Uint8Array): Uint8Array;
   brotliCompressSync(b: Uint8Array): Uint8Array;
   zstdCompressSync?(b: Uint8Array): Uint8Array;
 }
@@ -269,14 +267,17 @@ function gzipBomb(bytes: number): Uint8Array {
   return bomb;
 }
 
-function encodeBody(bytes: Uint8Array, encoding: string | undefined): Uint8Array {
-  switch (encoding) {
+/**
+ * The body as it must leave the stand-in so that the Worker's `fetch` receives it encoded once, as
+ * from a real server. Miniflare hands an outbound answer to the Worker through a Response of its
+ * own, which workerd encodes again for the codings it can produce (gzip, x-gzip, deflate, br) after
+ * decoding the ones it reads (gzip, br). So gzip and br leave encoded; deflate and x-gzip leave plain
+ * and are encoded on the way; anything else (zstd, unknown labels) passes as it leaves.
+ */
+function wireBody(bytes: Uint8Array, coding: string | undefined): Uint8Array {
+  switch (coding) {
     case 'gzip':
       return zlib.gzipSync(bytes);
-    case 'deflate':
-      return zlib.deflateSync(bytes);
-    case 'deflate-raw':
-      return zlib.deflateRawSync(bytes);
     case 'br':
       return zlib.brotliCompressSync(bytes);
     case 'zstd':
@@ -298,26 +299,21 @@ function shapedAnswer(shape: AnswerShape, request: Request, token: string): Resp
     headers['Content-Encoding'] = 'gzip';
   } else {
     const text = (shape.body ?? '').replace(/\{token:([a-z0-9-]+)\}/g, (_, enc: string) => encodeToken(token, enc as TokenEncoding));
-    wire = encodeBody(shape.bodyBase64 !== undefined ? Buffer.from(shape.bodyBase64, 'base64') : Buffer.from(text), shape.encoding);
+    wire = wireBody(shape.bodyBase64 !== undefined ? Buffer.from(shape.bodyBase64, 'base64') : Buffer.from(text), shape.encoding);
     if (shape.encoding !== undefined) headers['Content-Encoding'] = shape.encoding;
   }
   const status = shape.status ?? 200;
-  if (shape.split === undefined && shape.trickle === undefined) return new Response(new Uint8Array(wire), { status, headers });
+  if (shape.split === undefined && shape.stall === undefined) return new Response(new Uint8Array(wire), { status, headers });
   const pieces: Uint8Array[] = [];
-  if (shape.trickle !== undefined) {
-    const size = Math.ceil(wire.length / shape.trickle.pieces);
-    for (let at = 0; at < wire.length; at += size) pieces.push(wire.subarray(at, at + size));
-  } else {
-    let at = 0;
-    for (const n of shape.split!) pieces.push(wire.subarray(at, (at += n)));
-    pieces.push(wire.subarray(at));
-  }
-  const everyMs = shape.trickle?.everyMs ?? 0;
+  let at = 0;
+  for (const n of shape.split ?? [shape.stall!.afterBytes]) pieces.push(wire.subarray(at, (at += n)));
+  pieces.push(wire.subarray(at));
   const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const next = pieces.shift();
       if (next === undefined) return controller.close();
-      if (everyMs > 0) await sleep(everyMs);
+      // A stall holds back the last piece: the rest of the body.
+      if (shape.stall !== undefined && pieces.length === 0) await sleep(shape.stall.ms);
       controller.enqueue(new Uint8Array(next));
     },
   });
