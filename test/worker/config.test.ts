@@ -94,3 +94,75 @@ describe('config validation', () => {
     }
   });
 });
+
+describe('route config that validation refuses (issue 9), each naming the key', () => {
+  const FORMS = 'https://forms.example.org';
+  const r = (extra: Record<string, unknown> = {}) => ({ path: '/x', upstream: 'a', target: '/y', allowed_origins: [FORMS], ...extra });
+  const routes = (ROUTES: Record<string, unknown>) => issues({ UPSTREAMS: { a: good }, ROUTES });
+
+  it.each([
+    ['two routes with the same path and method', { one: r({ methods: ['GET', 'POST'] }), two: r({ methods: ['POST'] }) }, ['ROUTES.two.methods: POST /x is also route one']],
+    [
+      'a specific path shadowed by a param path with another method',
+      { item: r({ path: '/items/:id', methods: ['GET'] }), special: r({ path: '/items/export', methods: ['POST'] }) },
+      ['ROUTES.special.path: /items/export and route item (/items/:id) match the same requests with different methods; give them the same methods and origins, or distinct paths'],
+    ],
+    [
+      'a specific path shadowed by a param path with other origins',
+      { item: r({ path: '/items/:id' }), special: r({ path: '/items/export', allowed_origins: ['https://other.example'] }) },
+      ['ROUTES.special.path: /items/export and route item (/items/:id) match the same requests with different origins; give them the same methods and origins, or distinct paths'],
+    ],
+    ['a . segment in target', { t: r({ target: '/v1/./items' }) }, ['ROUTES.t.target: must not contain . or .. segments']],
+    ['a .. segment in target', { t: r({ target: '/v1/items/..' }) }, ['ROUTES.t.target: must not contain . or .. segments']],
+    ['an empty scope', { s: r({ scope: '' }) }, ["ROUTES.s.scope: must name at least one scope (leave scope out to use the upstream's)"]],
+    ['a blank scope', { s: r({ scope: '   ' }) }, ["ROUTES.s.scope: must name at least one scope (leave scope out to use the upstream's)"]],
+    ['userinfo in redirect', { u: r({ redirect: `https://user:pw@forms.example.org/thanks` }) }, ['ROUTES.u.redirect: must not contain user:password@ (userinfo)']],
+    ['userinfo in error_redirect', { u: r({ redirect: `${FORMS}/ok`, error_redirect: 'https://x@forms.example.org/ko' }) }, ['ROUTES.u.error_redirect: must not contain user:password@ (userinfo)']],
+    [
+      'a wildcard in an origin',
+      { w: r({ allowed_origins: ['https://*.example.org'] }) },
+      ['ROUTES.w.allowed_origins: "https://*.example.org" has a wildcard: list exact origins (or allow_any_origin = true)'],
+    ],
+    ['a query pattern that does not compile', { q: r({ query: { page: { pattern: '[0-9' } } }) }, ['ROUTES.q.query.page.pattern: is not a valid regular expression']],
+    ['an opaque type the Worker parses itself', { o: r({ opaque_types: ['application/json'] }) }, ['ROUTES.o.opaque_types.0: JSON and form bodies are read by the Worker, not passed as opaque']],
+    ['an opaque type with a wildcard', { o: r({ opaque_types: ['text/*'] }) }, ['ROUTES.o.opaque_types.0: media types: lower-case type/subtype, no parameters, no wildcards']],
+  ])('%s', (_, ROUTES, expected) => {
+    expect(routes(ROUTES)).toEqual(expected);
+  });
+
+  it('accepted: the same path with other methods, overlapping paths that agree, and the route keys of issue 9', () => {
+    expect(
+      routes({
+        read: r({ path: '/items/:id', methods: ['GET'] }),
+        write: r({ path: '/items/:id', methods: ['PUT', 'DELETE'], body: 'optional' }),
+        item: r({ path: '/things/:id', methods: ['GET'] }),
+        special: r({ path: '/things/export', methods: ['GET'] }),
+        search: r({ path: '/search', methods: ['GET'], query: ['q', 'page'] }),
+        upload: r({ path: '/upload', opaque_types: ['text/csv'], max_answer_bytes: 65536, active_content: 'refuse' }),
+        lists: r({ path: '/lists', form: { fields: { tag: { path: 'tags', list: true } } } }),
+        scoped: r({ path: '/scoped', scope: 'read write' }),
+      }),
+    ).toEqual([]);
+  });
+
+  it('the specific of two agreeing overlapping routes answers for itself, whatever the config order', async () => {
+    const vars = {
+      ...env,
+      UPSTREAMS: { gwcheck: { ...good, api_origin: 'https://gwcheck.test', token_url: 'https://gwcheck.test/oauth2/token' } },
+      ROUTES: {
+        item: { path: '/ov/:id', methods: ['GET'], upstream: 'gwcheck', target: '/v1/items/{id}', allowed_origins: [FORMS] },
+        special: { path: '/ov/special', methods: ['GET'], upstream: 'gwcheck', target: '/v1/special', allowed_origins: [FORMS] },
+      },
+    };
+    const { res, text } = await answerWithVars(vars, new Request('https://injector.example/ov/special', { headers: { Origin: FORMS } }));
+    expect(res.status, text).toBe(200);
+    expect((JSON.parse(text) as { path: string }).path).toBe('/v1/special');
+  });
+});
+
+async function answerWithVars(vars: object, request: Request): Promise<{ res: Response; text: string }> {
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(request, vars as typeof env, ctx);
+  await waitOnExecutionContext(ctx);
+  return { res, text: await res.text() };
+}
