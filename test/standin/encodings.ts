@@ -87,9 +87,19 @@ export function encodeToken(token: string, encoding: TokenEncoding): string {
  * be read: as is, percent-decoded, JSON-unescaped, and base64-decoded at every offset.
  */
 export function revealsToken(text: string, token: string): boolean {
-  const core = token.slice(2, -2);
+  return revealed(decodedViews(text), token);
+}
+
+/** `text` read each way a token may be spelled in it (compute once, then ask `revealed` per token). */
+export function decodedViews(text: string): string[] {
   const views = [text, percentDecode(text), jsonUnescape(text), percentDecode(jsonUnescape(text)), jsonUnescape(percentDecode(text))];
   for (const view of [...views]) views.push(...base64Views(view));
+  return views;
+}
+
+/** Whether any view carries the token's core. */
+export function revealed(views: string[], token: string): boolean {
+  const core = token.slice(2, -2);
   return views.some((v) => v.includes(core));
 }
 
