@@ -22,7 +22,11 @@ export const MIN_REDACTED = 4;
 /** What replaces a secret. */
 export const REDACTED = '[redacted]';
 
-const REDACTED_BYTES = new TextEncoder().encode(REDACTED);
+import { concatBytes } from './bytes';
+
+const ENCODER = new TextEncoder();
+const DECODER = new TextDecoder();
+const REDACTED_BYTES = ENCODER.encode(REDACTED);
 const PERCENT = 0x25;
 const BACKSLASH = 0x5c;
 /** A JSON escape of the byte itself: `\/`, `\"`, `\\`. */
@@ -84,7 +88,7 @@ function base64Runs(value: Uint8Array): string[] {
  * character; this list is for callers that need the forms themselves (e.g. to check a log).
  */
 export function encodedForms(value: string): string[] {
-  const utf8 = new TextEncoder().encode(value);
+  const utf8 = ENCODER.encode(value);
   const json = JSON.stringify(value).slice(1, -1);
   const forms = [
     value,
@@ -116,12 +120,11 @@ export class Redactor {
 
   constructor(values: readonly string[]) {
     const needles = new Map<string, Uint8Array>();
-    const encoder = new TextEncoder();
     for (const value of values) {
       if (value.length < MIN_REDACTED) continue;
-      const utf8 = encoder.encode(value);
+      const utf8 = ENCODER.encode(value);
       needles.set(value, utf8);
-      for (const run of base64Runs(utf8)) needles.set(run, encoder.encode(run));
+      for (const run of base64Runs(utf8)) needles.set(run, ENCODER.encode(run));
     }
     this.needles = [...needles.values()];
     for (const n of this.needles) this.starts[n[0]!] = 1;
@@ -164,20 +167,20 @@ export class Redactor {
       from = m.end!;
     }
     parts.push(buf.subarray(from));
-    return concat(parts);
+    return concatBytes(parts);
   }
 
   /** `text` with every match replaced by `[redacted]`. */
   redactText(text: string): string {
     if (this.empty) return text;
-    const bytes = new TextEncoder().encode(text);
+    const bytes = ENCODER.encode(text);
     const out = this.redactBytes(bytes);
-    return out === bytes ? text : new TextDecoder().decode(out);
+    return out === bytes ? text : DECODER.decode(out);
   }
 
   /** Whether `text` carries any value in any spelling (headers are dropped, not edited). */
   foundIn(text: string): boolean {
-    return !this.empty && this.find(new TextEncoder().encode(text), 0, true) !== undefined;
+    return !this.empty && this.find(ENCODER.encode(text), 0, true) !== undefined;
   }
 
   /** Incremental redaction of one byte stream (see `RedactingCursor`). */
@@ -214,7 +217,7 @@ export class RedactingCursor {
   }
 
   push(chunk: Uint8Array): Uint8Array[] {
-    return this.run(this.carry.length === 0 ? chunk : concat([this.carry, chunk]), false);
+    return this.run(this.carry.length === 0 ? chunk : concatBytes([this.carry, chunk]), false);
   }
 
   end(): Uint8Array[] {
@@ -287,18 +290,6 @@ function escapedByte(buf: Uint8Array, p: number, want: number, final: boolean): 
     v = (v << 4) | h;
   }
   return v === want ? p + 6 : NO;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Redactors of recent tokens: a token is used for many requests, its redactor is built once. */

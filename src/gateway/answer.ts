@@ -11,8 +11,9 @@
  * route. Every answer carries a CSP sandbox, so HTML or SVG from the API never runs as a page of
  * the Worker's origin (or, per route, is refused).
  */
+import { concatBytes } from '../bytes';
 import { problem, ProblemError } from '../problem';
-import { redactorFor } from '../redact';
+import { redactorFor, type RedactingCursor, type Redactor } from '../redact';
 
 /** Response headers the API may pass back to the browser (no Set-Cookie, no auth challenges). */
 export const FORWARDED_RESPONSE_HEADERS = [
@@ -68,14 +69,7 @@ const NULL_BODY = new Set([101, 103, 204, 205, 304]);
  */
 export async function passBack(res: Response, token: string, calledUrl: URL, options: AnswerOptions): Promise<Response> {
   const redactor = redactorFor(token);
-  const headers = new Headers({ 'Cache-Control': 'no-store', 'Content-Security-Policy': ANSWER_CSP, 'X-Content-Type-Options': 'nosniff' });
-  for (const name of FORWARDED_RESPONSE_HEADERS) {
-    let v = res.headers.get(name);
-    if (v === null || redactor.foundIn(v)) continue;
-    if (name === 'location' || name === 'content-location') v = rewrite(v, calledUrl, options) ?? null;
-    if (v !== null) headers.set(name, v);
-  }
-  const init = { status: res.status, headers };
+  const init = { status: res.status, headers: answerHeaders(res, redactor, calledUrl, options) };
   if (res.body === null || NULL_BODY.has(res.status)) {
     void res.body?.cancel();
     return new Response(null, init);
@@ -91,40 +85,56 @@ export async function passBack(res: Response, token: string, calledUrl: URL, opt
     void res.body.cancel();
     throw problem('upstream-answer-too-large', `the API answered ${length} bytes; this route passes at most ${options.maxAnswerBytes}`);
   }
-
-  const meter = options.meter;
+  const meter = options.meter ?? { decodedBytes: 0, maxChunkBytes: 0, maxHeldBytes: 0 };
+  // The usual answer: unencoded, its length known and small. One native read, one pass.
+  if (body === res.body && length <= BUFFERED_ANSWER_BYTES) {
+    const bytes = new Uint8Array(await res.arrayBuffer().catch((e: unknown): never => {
+      throw readFailure(e);
+    }));
+    meter.decodedBytes = meter.maxChunkBytes = meter.maxHeldBytes = bytes.length;
+    return new Response(redactor.redactBytes(bytes), init);
+  }
+  // Otherwise read up to BUFFERED_ANSWER_BYTES: most answers end within it and are answered whole.
   const reader = body.getReader();
   const buffered: Uint8Array[] = [];
-  let total = 0;
-  const count = (chunk: Uint8Array, held: number) => {
-    total += chunk.length;
-    if (meter !== undefined) {
-      meter.decodedBytes = total;
-      meter.maxChunkBytes = Math.max(meter.maxChunkBytes, chunk.length);
-      meter.maxHeldBytes = Math.max(meter.maxHeldBytes, held);
-    }
-  };
-  // Read up to BUFFERED_ANSWER_BYTES: most answers end within it and are answered whole.
   for (;;) {
-    let next: ReadableStreamReadResult<Uint8Array>;
-    try {
-      next = await reader.read();
-    } catch (e) {
-      throw readFailure(e);
-    }
-    if (next.done) return new Response(redactor.redactBytes(concat(buffered, total)), init);
+    const next = await readNext(reader);
+    if (next.done) return new Response(redactor.redactBytes(concatBytes(buffered)), init);
     buffered.push(next.value);
-    count(next.value, total + next.value.length);
-    if (total > BUFFERED_ANSWER_BYTES) break;
+    count(meter, next.value, meter.decodedBytes + next.value.length);
+    if (meter.decodedBytes > BUFFERED_ANSWER_BYTES) break;
   }
+  return new Response(streamOn(reader, redactor.cursor(), concatBytes(buffered), meter, options.maxAnswerBytes), init);
+}
 
-  // Longer: stream it, one piece at a time as the browser takes it, cut off past the limit. A
-  // failure (the API timeout, a broken coding, the limit) errors the stream: the browser sees an
-  // answer that broke off, never one that looks complete.
-  const cursor = redactor.cursor();
-  let pending: Uint8Array[] = cursor.push(concat(buffered, total));
-  buffered.length = 0;
-  const stream = new ReadableStream<Uint8Array>(
+/** The allowlisted headers, none carrying the token, Locations rewritten; no-store, CSP sandbox, nosniff. */
+function answerHeaders(res: Response, redactor: Redactor, calledUrl: URL, options: AnswerOptions): Headers {
+  const headers = new Headers({ 'Cache-Control': 'no-store', 'Content-Security-Policy': ANSWER_CSP, 'X-Content-Type-Options': 'nosniff' });
+  for (const name of FORWARDED_RESPONSE_HEADERS) {
+    let v = res.headers.get(name);
+    if (v === null || redactor.foundIn(v)) continue;
+    if (name === 'location' || name === 'content-location') v = rewrite(v, calledUrl, options) ?? null;
+    if (v !== null) headers.set(name, v);
+  }
+  return headers;
+}
+
+/** Account for one decoded piece read while `held` bytes are in the Worker's hands. */
+function count(meter: AnswerMeter, chunk: Uint8Array, held: number): void {
+  meter.decodedBytes += chunk.length;
+  meter.maxChunkBytes = Math.max(meter.maxChunkBytes, chunk.length);
+  meter.maxHeldBytes = Math.max(meter.maxHeldBytes, held);
+}
+
+/**
+ * The rest of a long answer as a stream: `first` (what was buffered), then one piece at a time as
+ * the browser takes it, redacted, cut off past `maxBytes`. A failure (the API timeout, a broken
+ * coding, the limit) errors the stream: the browser sees an answer that broke off, never one that
+ * looks complete.
+ */
+function streamOn(reader: ReadableStreamDefaultReader<Uint8Array>, cursor: RedactingCursor, first: Uint8Array, meter: AnswerMeter, maxBytes: number): ReadableStream<Uint8Array> {
+  let pending = cursor.push(first);
+  return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
         try {
@@ -135,10 +145,10 @@ export async function passBack(res: Response, token: string, calledUrl: URL, opt
               controller.close();
               return;
             }
-            count(next.value, next.value.length + cursor.held);
-            if (total > options.maxAnswerBytes) {
+            count(meter, next.value, next.value.length + cursor.held);
+            if (meter.decodedBytes > maxBytes) {
               void reader.cancel();
-              throw new RangeError(`the answer is longer than ${options.maxAnswerBytes} bytes`);
+              throw new RangeError(`the answer is longer than ${maxBytes} bytes`);
             }
             pending = cursor.push(next.value);
           }
@@ -152,7 +162,6 @@ export async function passBack(res: Response, token: string, calledUrl: URL, opt
     },
     { highWaterMark: 0 },
   );
-  return new Response(stream, init);
 }
 
 /** The answer's body with its content coding removed; a ProblemError for a coding the Worker cannot decode. */
@@ -223,15 +232,13 @@ function rewrite(value: string, calledUrl: URL, options: AnswerOptions): string 
   return options.rewriteLocation?.(url);
 }
 
-function concat(parts: Uint8Array[], length: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
+/** The next piece of an answer; a failure while reading becomes the problem it is (readFailure). */
+async function readNext(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<ReadableStreamReadResult<Uint8Array>> {
+  try {
+    return await reader.read();
+  } catch (e) {
+    throw readFailure(e);
   }
-  return out;
 }
 
 /**
@@ -244,13 +251,8 @@ export async function readAtMost(body: ReadableStream<Uint8Array> | null, limit:
   const parts: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    let next: ReadableStreamReadResult<Uint8Array>;
-    try {
-      next = await reader.read();
-    } catch (e) {
-      throw readFailure(e);
-    }
-    if (next.done) return concat(parts, total);
+    const next = await readNext(reader);
+    if (next.done) return concatBytes(parts);
     total += next.value.length;
     if (total > limit) {
       void reader.cancel();

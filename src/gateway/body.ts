@@ -66,7 +66,7 @@ export async function readBody(request: Request, route: RouteConfig): Promise<Ou
 function readJson(bytes: Uint8Array, contentType: string, route: RouteConfig): OutgoingBody {
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes));
+    value = JSON.parse(STRICT_UTF8.decode(bytes));
   } catch (e) {
     // The parser's message quotes the body; say only where it broke.
     const at = e instanceof SyntaxError ? /position (\d+)/.exec(e.message)?.[1] : undefined;
@@ -105,7 +105,10 @@ async function readForm(request: Request, bytes: Uint8Array, contentType: string
   return { bytes: utf8(json), contentType: 'application/json' };
 }
 
-const utf8 = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+const ENCODER = new TextEncoder();
+/** Refuses bytes that are not UTF-8 (JSON is UTF-8, RFC 8259), rather than replacing them. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+const utf8 = (value: unknown) => ENCODER.encode(JSON.stringify(value));
 
 /** Fields the route's mapping declares as lists. */
 function listFields(route: RouteConfig): Set<string> {

@@ -60,9 +60,7 @@ export function queryPolicy(route: RouteConfig): QueryPolicy {
   const takes = specs.size === 0 ? 'this route takes no query parameters' : `this route takes ${[...specs.keys()].join(', ')}`;
   const required = [...specs].filter(([, s]) => s.required).map(([n]) => n);
   return (search) => {
-    if (search === '' || search === '?') {
-      if (required.length === 0) return '';
-    }
+    if ((search === '' || search === '?') && required.length === 0) return '';
     const errors = new Map<string, string>();
     const counts = new Map<string, number>();
     const out: string[] = [];
@@ -99,7 +97,8 @@ export interface CallPlan {
 
 /** The API call for `request`. Throws `ProblemError` for a query or body the route does not take. */
 export async function buildApiCall(request: Request, plan: CallPlan): Promise<ApiCall> {
-  const search = plan.query(new URL(request.url).search);
+  const q = request.url.indexOf('?');
+  const search = plan.query(q === -1 ? '' : request.url.slice(q).split('#')[0]!);
   const body = await readBody(request, plan.route);
   const headers = forwardedRequestHeaders(request.headers);
   headers.set('Accept-Encoding', ACCEPTED_ENCODINGS);

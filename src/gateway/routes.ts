@@ -112,14 +112,13 @@ async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): 
   // A browser form asks for HTML; the API is asked for what it speaks, and the page gets a 303.
   const html = wantsHtml(c.req.raw, route);
   const call = await buildApiCall(c.req.raw, { route, upstream, query: plan.query, target, html });
-  const selfOrigin = new URL(c.req.url).origin;
   const res = await forward(
     {
       env: c.env,
       key: { upstream: route.upstream, scope: scopeKey(route.scope ?? upstream.scope) },
       upstream,
       waitUntil: (p) => c.executionCtx.waitUntil(p),
-      answer: { ...plan.answer, rewriteLocation: (url) => plan.rewrite(url, selfOrigin) },
+      answer: { ...plan.answer, rewriteLocation: (url) => plan.rewrite(url, new URL(c.req.url).origin) },
     },
     call,
   );
