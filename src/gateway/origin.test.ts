@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
 import { routeSchema } from '../config';
 import { problemResponse, ProblemError } from '../problem';
-import { originGuard, originPolicy } from './origin';
+import { originGuard, originPolicy, pageOrigin } from './origin';
 
 const route = (extra: Record<string, unknown>) => routeSchema.parse({ path: '/r', upstream: 'u', target: '/t', ...extra });
 
@@ -66,5 +66,31 @@ describe('originGuard', () => {
     expect((await send(shared, { method: 'GET', origin: 'https://read.example' })).status).toBe(200);
     expect((await send(shared, { method: 'POST', origin: 'https://read.example' })).status).toBe(403);
     expect((await send(shared, { method: 'POST', origin: 'https://write.example' })).status).toBe(200);
+  });
+});
+
+describe('pageOrigin', () => {
+  const req = (method: string, headers: Record<string, string>) => new Request('https://w.example/r', { method, headers });
+
+  it('the Origin header when there is one', () => {
+    expect(pageOrigin(req('POST', { Origin: 'https://a.example', Referer: 'https://b.example/x' }))).toBe('https://a.example');
+  });
+
+  it('a plain GET form (a navigation, sent without Origin): the origin of its Referer', () => {
+    expect(pageOrigin(req('GET', { 'Sec-Fetch-Mode': 'navigate', Referer: 'https://a.example/form.html?x=1' }))).toBe('https://a.example');
+  });
+
+  it('otherwise none: no Referer, not a navigation, not a GET, an opaque referrer', () => {
+    expect(pageOrigin(req('GET', { 'Sec-Fetch-Mode': 'navigate' }))).toBeNull();
+    expect(pageOrigin(req('GET', { 'Sec-Fetch-Mode': 'cors', Referer: 'https://a.example/' }))).toBeNull();
+    expect(pageOrigin(req('POST', { 'Sec-Fetch-Mode': 'navigate', Referer: 'https://a.example/' }))).toBeNull();
+    expect(pageOrigin(req('GET', { 'Sec-Fetch-Mode': 'navigate', Referer: 'about:blank' }))).toBeNull();
+  });
+
+  it('the guard judges a GET form navigation by its Referer', async () => {
+    const a = app(route({ methods: ['GET'], allowed_origins: ['https://a.example'] }));
+    const nav = (referer: string) => send(a, { method: 'GET', headers: { 'Sec-Fetch-Mode': 'navigate', 'Sec-Fetch-Site': 'cross-site', Referer: referer } });
+    expect((await nav('https://a.example/search.html')).status).toBe(200);
+    expect((await nav('https://evil.example/search.html')).status).toBe(403);
   });
 });

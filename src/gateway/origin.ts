@@ -4,7 +4,8 @@
  * Exact origins only, unless a route sets `allow_any_origin`. A request whose `Origin` is not
  * allowed is refused with 403 before anything else happens, so it never reaches the upstream.
  * A request without `Origin` is accepted only as a same-origin browser request to a route that
- * allows the Worker's own origin (browsers omit `Origin` on same-origin GETs).
+ * allows the Worker's own origin (browsers omit `Origin` on same-origin GETs), or as a GET form
+ * navigation whose `Referer` is an allowed page.
  */
 import { cors } from 'hono/cors';
 import type { MiddlewareHandler } from 'hono';
@@ -31,6 +32,25 @@ export function originPolicy(routes: RouteConfig[]): OriginPolicy {
 }
 
 /**
+ * The origin of the page a request comes from: its `Origin`; or, for a plain GET form submitted
+ * without JavaScript (a top-level navigation, which browsers send without `Origin`), the origin of
+ * its `Referer`. A client outside a browser can forge either, as it can send no Origin at all.
+ */
+export function pageOrigin(request: Request): string | null {
+  const origin = request.headers.get('Origin');
+  if (origin !== null) return origin;
+  const navigation = (request.method === 'GET' || request.method === 'HEAD') && request.headers.get('Sec-Fetch-Mode') === 'navigate';
+  const referer = request.headers.get('Referer');
+  if (!navigation || referer === null) return null;
+  try {
+    const from = new URL(referer).origin;
+    return from === 'null' ? null : from;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Middleware for one public path: refuse disallowed origins with 403, then answer CORS (preflight
  * 204 with exact headers and `Vary: Origin`) through Hono's cors middleware.
  *
@@ -52,7 +72,7 @@ export function originGuard(routes: RouteConfig[]): MiddlewareHandler {
     maxAge: 600,
   });
   return async (c, next) => {
-    const origin = c.req.header('Origin') ?? null;
+    const origin = pageOrigin(c.req.raw);
     const selfOrigin = new URL(c.req.url).origin;
     const method = c.req.method === 'OPTIONS' ? (c.req.header('Access-Control-Request-Method') ?? 'OPTIONS') : c.req.method;
     const allows = policyFor(method);

@@ -5,6 +5,7 @@
  * and conditional headers. The stand-in records what arrived; every case counts the API calls.
  */
 import { describe, expect, it } from 'vitest';
+import { ORIGIN } from '../fixtures/config';
 import { SORRY_URL, THANKS_URL } from '../fixtures/gateway';
 import { apiHits, call, setApi, type Answer } from '../helpers';
 import type { Hit } from '../standin/upstreams';
@@ -187,17 +188,22 @@ describe('query parameters (query)', () => {
     // injector-form.js: the form's fields as the query, Accept: application/json.
     const script = await oneCall('gwquery', () => call(`/gwquery/search?${new URLSearchParams({ q: 'chef & cook', page: '1' })}`, { headers: { Accept: 'application/json' } }));
     expect(script.search).toBe('?q=chef%20%26%20cook&page=1');
-    // No JavaScript: the browser navigates with the fields in the query and lands on the redirect page.
-    const browser = { Accept: 'text/html,application/xhtml+xml' };
-    const { res, api } = await sent('gwquery', () => call('/gwquery/search?q=baker', { headers: browser }));
+    // No JavaScript: the browser navigates with the fields in the query (a navigation carries no
+    // Origin, only a Referer) and lands on the redirect page.
+    const browser = { Accept: 'text/html,application/xhtml+xml', 'Sec-Fetch-Mode': 'navigate', 'Sec-Fetch-Site': 'same-site', Referer: `${ORIGIN}/search.html` };
+    const { res, api } = await sent('gwquery', () => call('/gwquery/search?q=baker', { headers: browser, origin: null }));
     expect(res.status).toBe(303);
     expect(res.headers.get('Location')).toMatch(new RegExp(`^${THANKS_URL.replace(/[.?]/g, '\\$&')}\\?status=ok&code=200&request_id=`));
     expect(api.map((h) => h.search)).toEqual(['?q=baker']);
-    const refused = await sent('gwquery', () => call('/gwquery/search?nope=1', { headers: browser }));
+    const refused = await sent('gwquery', () => call('/gwquery/search?nope=1', { headers: browser, origin: null }));
     const to = new URL(refused.res.headers.get('Location')!);
     expect(to.origin + to.pathname).toBe(new URL(SORRY_URL).origin + new URL(SORRY_URL).pathname);
     expect(Object.fromEntries(to.searchParams)).toMatchObject({ status: 'error', code: '400', reason: 'query-not-allowed' });
     expect(refused.api).toHaveLength(0);
+    // A navigation from a page that may not use the route is refused like any other request.
+    const elsewhere = await sent('gwquery', () => call('/gwquery/search?q=baker', { headers: { ...browser, Referer: 'https://evil.example.com/x' }, origin: null }));
+    expectProblem(elsewhere.res, 403, undefined, 'origin-not-allowed');
+    expect(elsewhere.api).toHaveLength(0);
   });
 });
 
