@@ -57,7 +57,8 @@ const CONTROL = /[\x00-\x1f\x7f]/;
  */
 export function queryPolicy(route: RouteConfig): QueryPolicy {
   const specs = new Map(Object.entries(route.query).map(([name, spec]) => [name, { ...spec, regex: spec.pattern === undefined ? undefined : compilePattern(spec.pattern) }]));
-  const takes = specs.size === 0 ? 'this route takes no query parameters' : `this route takes ${[...specs.keys()].join(', ')}`;
+  const names = specs.size === 0 ? 'none' : [...specs.keys()].join(', ');
+  const takes = specs.size === 0 ? 'this route takes no query parameters' : `this route takes ${names}`;
   const required = [...specs].filter(([, s]) => s.required).map(([n]) => n);
   return (search) => {
     if ((search === '' || search === '?') && required.length === 0) return '';
@@ -68,7 +69,7 @@ export function queryPolicy(route: RouteConfig): QueryPolicy {
       const spec = specs.get(name);
       const n = (counts.get(name) ?? 0) + 1;
       counts.set(name, n);
-      if (spec === undefined) errors.set(name, `is not a query parameter of this route (${takes.replace('this route takes ', '')})`);
+      if (spec === undefined) errors.set(name, `is not a query parameter of this route (${names})`);
       else if (n > 1 && !spec.list) errors.set(name, 'is given more than once');
       else if (value.length > spec.max_length) errors.set(name, `is longer than ${spec.max_length} characters`);
       else if (CONTROL.test(value)) errors.set(name, 'contains a control character');
