@@ -7,7 +7,7 @@ export default defineConfig({
   test: {
     projects: [
       {
-        // The Worker itself, inside workerd.
+        // The Worker itself, inside workerd: the end-to-end suites, and unit tests beside their modules.
         plugins: [
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
@@ -21,7 +21,7 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: 'worker', include: ['test/worker/**/*.test.ts'], setupFiles: ['test/worker/setup.ts'], testTimeout: 30_000 },
+        test: { name: 'worker', include: ['test/worker/**/*.test.ts', 'src/**/*.test.ts'], exclude: ['src/token/**'], setupFiles: ['test/worker/setup.ts'], testTimeout: 30_000 },
       },
       {
         // Node-side pieces: the demo coding service, the start script, browser tests, and the unit

@@ -7,14 +7,20 @@
  *   </form>
  *   <script src="https://YOUR-WORKER/injector-form.js" defer></script>
  *
- * Submits with fetch (the form's method and action, fields urlencoded, Accept: application/json);
- * in flight the submit buttons are disabled, aria-busy set, repeats ignored. Retries once, only
- * where nothing runs twice: a Worker problem+json 503/429 with Retry-After <= 10 s, or a network
- * error on a GET. Output: [data-injector-output] in the form, or [data-injector-output="FORM-ID"],
- * or a new div after the form. Events on the form, bubbling; preventDefault() to render yourself:
- *   injector:result {status, data}                    default: pretty JSON in a <pre>
- *   injector:error  {status, data, problem, message}  status 0: no answer (network, timeout, or
- *                   this origin not allowed); problem `errors` [{field, message}] mark fields.
+ * Submits with fetch (the form's method and action; a POST's fields urlencoded, a GET's in the
+ * query; Accept: application/json); in flight the submit buttons are disabled, aria-busy set,
+ * repeats ignored. Retries once, only where nothing runs twice: the Worker's own problem (its
+ * `type` is urn:edge-token-injector:problem:…) 503/429 with Retry-After <= 10 s, or a network
+ * error on a GET. Each attempt waits up to 85 s: the Worker's documented worst case with the
+ * default timeouts is 80 s (README, "Timeouts"); set data-injector-timeout="SECONDS" on the form
+ * for other timeouts. Output: [data-injector-output] in the form, or
+ * [data-injector-output="FORM-ID"], or a new div after the form. Events on the form, bubbling;
+ * preventDefault() to render yourself:
+ *   injector:result {status, data}                            default: pretty JSON in a <pre>
+ *   injector:error  {status, data, problem, reason, message}  status 0: no answer (network,
+ *                   timeout, or this origin not allowed); `reason`: the Worker's problem slug
+ *                   (e.g. "origin-not-allowed"), also on the error box as data-injector-reason;
+ *                   problem `errors` [{field, message}] mark fields.
  */
 (() => {
   'use strict';
@@ -22,6 +28,25 @@
   window.__injectorForm = true;
 
   const busy = new WeakSet();
+  /** The Worker's problem types; an API's own problem+json is not the Worker's and is never retried. */
+  const OWN_TYPE = 'urn:edge-token-injector:problem:';
+  /** Default wait per attempt, in seconds: the README's worst case (80 s) and a margin. */
+  const TIMEOUT_S = 85;
+  /** What a visitor is told, by the Worker's machine-readable reason (the problem's detail otherwise). */
+  const MESSAGES = {
+    'origin-not-allowed': 'This page may not use the service.',
+    'body-too-large': 'The submission is too large.',
+    'upstream-timeout': 'The service took too long to answer. Please try again later.',
+    'upstream-unreachable': 'The service could not be reached. Please try again later.',
+    'egress-refused': 'The service could not be reached. Please try again later.',
+    'token-budget-exhausted': 'The service is busy. Please try again later.',
+    'token-endpoint-throttling': 'The service is busy. Please try again later.',
+    'token-endpoint-unavailable': 'The service is unavailable. Please try again later.',
+    'token-store-unavailable': 'The service is unavailable. Please try again later.',
+    'config-changing': 'The service is being updated. Please try again in a moment.',
+    'invalid-configuration': 'The service is not set up correctly. Please tell the site owner.',
+    'internal-error': 'The service failed. Please try again later.',
+  };
   const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
   const el = (tag, props, text) => Object.assign(document.createElement(tag), props, text == null ? {} : { textContent: text });
   const describedBy = (f, ids) => (ids.length ? f.setAttribute('aria-describedby', ids.join(' ')) : f.removeAttribute('aria-describedby'));
@@ -35,11 +60,11 @@
   }
 
   /** The answer as {status, ok, data, problem}; throws on a network error or timeout. */
-  async function send(url, init) {
+  async function send(url, init, timeoutS) {
     for (let retry = true; ; retry = false) {
       let res;
       try {
-        res = await fetch(url, { ...init, signal: AbortSignal.timeout(30000) });
+        res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutS * 1000) });
       } catch (err) {
         if (retry && init.method === 'GET' && err.name !== 'TimeoutError') { await sleep(1); continue; }
         throw err;
@@ -47,9 +72,10 @@
       const type = res.headers.get('Content-Type') || '';
       let data = await res.text();
       if (/[/+]json\b/i.test(type)) try { data = JSON.parse(data); } catch { /* keep the text */ }
-      const problem = /^application\/problem\+json/i.test(type) && typeof data === 'object' ? data : null;
+      const problem = /^application\/problem\+json/i.test(type) && data && typeof data === 'object' ? data : null;
+      const own = typeof problem?.type === 'string' && problem.type.startsWith(OWN_TYPE);
       const wait = Number(res.headers.get('Retry-After') || NaN); // the Worker sends seconds
-      if (retry && problem && (res.status === 503 || res.status === 429) && wait >= 0 && wait <= 10) { await sleep(wait); continue; }
+      if (retry && own && (res.status === 503 || res.status === 429) && wait >= 0 && wait <= 10) { await sleep(wait); continue; }
       return { status: res.status, ok: res.ok, data, problem };
     }
   }
@@ -86,6 +112,7 @@
     const { first, rest } = showFieldErrors(form, d.problem?.errors);
     const box = el('div', { className: 'injector-error', tabIndex: -1 });
     box.setAttribute('role', 'alert');
+    if (d.reason) box.dataset.injectorReason = d.reason;
     box.append(el('p', { className: 'injector-error-title' }, d.problem?.title || (d.status ? `Error ${d.status}` : 'No answer')));
     box.append(el('p', {}, first ? 'Please correct the marked fields.' : d.message));
     if (rest.length) box.append(el('p', {}, rest.join('; ')));
@@ -97,11 +124,13 @@
   function errorDetail(r, err) {
     if (!r) {
       const message = err.name === 'TimeoutError' ? 'The service took too long to answer.' : 'Could not reach the service (offline, or this page may not use it).';
-      return { status: 0, data: null, problem: null, message: `${message} Please try again later.` };
+      return { status: 0, data: null, problem: null, reason: null, message: `${message} Please try again later.` };
     }
     const p = r.problem;
+    const reason = typeof p?.type === 'string' && p.type.startsWith(OWN_TYPE) && typeof p.reason === 'string' ? p.reason : null;
     const said = typeof r.data?.message === 'string' ? r.data.message : `The service answered HTTP ${r.status}.`;
-    return { status: r.status, data: r.data, problem: p, message: p ? p.detail || p.title : said };
+    const message = (reason && Object.hasOwn(MESSAGES, reason) && MESSAGES[reason]) || (p ? p.detail || p.title : said);
+    return { status: r.status, data: r.data, problem: p, reason, message };
   }
 
   async function submit(form, submitter) {
@@ -126,7 +155,8 @@
     out.replaceChildren(el('p', { className: 'injector-pending' }, 'Sending…'));
     let r, err;
     try {
-      r = await send(url, { method, headers: { Accept: 'application/json' }, body: method === 'POST' ? params : undefined });
+      const timeoutS = Number(form.getAttribute('data-injector-timeout')) || TIMEOUT_S;
+      r = await send(url, { method, headers: { Accept: 'application/json' }, body: method === 'POST' ? params : undefined }, timeoutS);
     } catch (e) { err = e; }
     setBusy(false);
 

@@ -176,49 +176,129 @@ export const upstreamSchema = z
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 
 /** A route path: `/segment/:param/...`, no wildcards, no dot segments. */
-const routePath = z.string().regex(/^(\/(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9_.~-]+))+$|^\/$/, 'must look like /a/:param/b');
+const routePath = z
+  .string()
+  .regex(/^(\/(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9_.~-]+))+$|^\/$/, 'must look like /a/:param/b')
+  .refine((p) => !p.split('/').some((s) => s === '.' || s === '..'), 'must not contain . or .. segments');
 
 const httpMethod = z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** One field of a form post and where it lands in the JSON sent to the API. */
 const formFieldSchema = z.union([
   z.string().min(1),
-  z.strictObject({ path: z.string().min(1), type: z.enum(['string', 'integer', 'number', 'boolean']).default('string') }),
+  z.strictObject({
+    path: z.string().min(1),
+    type: z.enum(['string', 'integer', 'number', 'boolean']).default('string'),
+    /** A list (checkboxes, multi-selects): every value given, as a JSON array. */
+    list: z.boolean().default(false),
+  }),
 ]);
 
-export const routeSchema = z.strictObject({
-  /** Public path on the Worker, with named params (`/batches/:id`). */
-  path: routePath,
-  methods: z.array(httpMethod).min(1).default(['POST']),
-  /** Name of an upstream in UPSTREAMS. */
-  upstream: z.string().min(1),
-  /** Path on the API, `{param}` placeholders filled from the public path. */
-  target: z.string().regex(/^\/[A-Za-z0-9_.~\-/{}]*$/, 'must be a path like /v1/topics/{topic}/code'),
-  /** Scope set for this route's token (overrides the upstream's). */
-  scope: scopeList.optional(),
-  /** Exact origins (scheme://host[:port]) allowed to call this route. */
-  allowed_origins: z.array(z.string()).default([]),
-  /** Allow any origin; must be said explicitly. */
-  allow_any_origin: z.boolean().default(false),
-  max_body_bytes: z.int().min(1).max(10 * 1024 * 1024).default(64 * 1024),
-  required_fields: z.array(z.string().min(1)).default([]),
-  max_field_length: z.int().min(1).default(10_000),
-  /** How form posts become the API's JSON: a fixed template plus field → JSON path. */
-  form: z
-    .strictObject({
-      template: z.record(z.string(), z.unknown()).default({}),
-      fields: z.record(z.string(), formFieldSchema),
-    })
-    .optional(),
-  /** Where a plain HTML form lands after success / failure (303); failure uses `redirect` if unset. */
-  redirect: httpUrl.optional(),
-  error_redirect: httpUrl.optional(),
-  /** Carry a successful JSON answer (up to 4 KB) to `redirect` as base64url `result`. */
-  redirect_result: z.boolean().default(false),
-}).refine((r) => r.error_redirect === undefined || r.redirect !== undefined, {
-  path: ['redirect'],
-  message: 'error_redirect needs redirect too (where a successful form post lands)',
+/** A URL the Worker sends browsers to: absolute http(s), no `user:pass@`. */
+const pageUrl = httpUrl.refine((u) => {
+  try {
+    const url = new URL(u);
+    return url.username === '' && url.password === '';
+  } catch {
+    return true; // already refused as not a URL
+  }
+}, 'must not contain user:password@ (userinfo)');
+
+/** Body media types the Worker parses itself; a route cannot list them as opaque. */
+export const PARSED_TYPES = ['application/json', 'application/x-www-form-urlencoded', 'multipart/form-data'];
+
+/** One query parameter a route forwards. */
+const queryParamSchema = z.strictObject({
+  /** Regular expression the whole value must match. */
+  pattern: z.string().min(1).optional(),
+  /** Longest value, in characters. */
+  max_length: z.int().min(1).max(2000).default(256),
+  /** Refuse the request without it. */
+  required: z.boolean().default(false),
+  /** May be given more than once (`?tag=a&tag=b`), all forwarded. */
+  list: z.boolean().default(false),
 });
+
+const paramName = z.string().regex(/^[A-Za-z0-9_.~-]{1,100}$/, 'query parameter names: letters, digits, _ . ~ -');
+
+export const routeSchema = z
+  .strictObject({
+    /** Public path on the Worker, with named params (`/batches/:id`). */
+    path: routePath,
+    methods: z.array(httpMethod).min(1).default(['POST']),
+    /** Name of an upstream in UPSTREAMS. */
+    upstream: z.string().min(1),
+    /** Path on the API, `{param}` placeholders filled from the public path. */
+    target: z
+      .string()
+      .regex(/^\/[A-Za-z0-9_.~\-/{}]*$/, 'must be a path like /v1/topics/{topic}/code')
+      .refine((t) => !t.split('/').some((s) => s === '.' || s === '..'), 'must not contain . or .. segments'),
+    /** Scope set for this route's token (overrides the upstream's). */
+    scope: z.string().refine((s) => s.trim() !== '', "must name at least one scope (leave scope out to use the upstream's)").optional(),
+    /** Exact origins (scheme://host[:port]) allowed to call this route. */
+    allowed_origins: z.array(z.string()).default([]),
+    /** Allow any origin; must be said explicitly. */
+    allow_any_origin: z.boolean().default(false),
+    max_body_bytes: z.int().min(1).max(10 * 1024 * 1024).default(64 * 1024),
+    /**
+     * `required`: POST, PUT and PATCH must send a body (DELETE may); `optional`: a request with no
+     * body and no Content-Type is forwarded without one; `none`: the route takes no body at all.
+     */
+    body: z.enum(['required', 'optional', 'none']).default('required'),
+    /** Other media types passed to the API byte for byte, with their Content-Type (`text/csv`). */
+    opaque_types: z
+      .array(
+        z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/, 'media types: lower-case type/subtype, no parameters, no wildcards')
+          .refine((t) => !PARSED_TYPES.includes(t) && !t.endsWith('+json'), 'JSON and form bodies are read by the Worker, not passed as opaque'),
+      )
+      .default([]),
+    /** Query parameters forwarded to the API: a list of names, or name → { pattern, max_length, required, list }. */
+    query: z
+      .preprocess(
+        (v) => (Array.isArray(v) && v.every((n) => typeof n === 'string') ? Object.fromEntries(v.map((n: string) => [n, {}])) : v),
+        z.record(paramName, queryParamSchema),
+      )
+      .default({}),
+    required_fields: z.array(z.string().min(1)).default([]),
+    max_field_length: z.int().min(1).default(10_000),
+    /** How form posts become the API's JSON: a fixed template plus field → JSON path. */
+    form: z
+      .strictObject({
+        template: z.record(z.string(), z.unknown()).default({}),
+        fields: z.record(z.string(), formFieldSchema),
+      })
+      .optional(),
+    /** Most bytes of an API answer (after decoding) passed to the browser; larger ones are cut off. */
+    max_answer_bytes: z.int().min(64 * 1024).max(100 * 1024 * 1024).default(10 * 1024 * 1024),
+    /** API answers that a browser would run (HTML, SVG, XML): `sandbox` (CSP sandbox) or `refuse` (502). */
+    active_content: z.enum(['sandbox', 'refuse']).default('sandbox'),
+    /** Where a plain HTML form lands after success / failure (303); failure uses `redirect` if unset. */
+    redirect: pageUrl.optional(),
+    error_redirect: pageUrl.optional(),
+    /** Carry a successful JSON answer (up to 4 KB) to `redirect` as base64url `result`. */
+    redirect_result: z.boolean().default(false),
+  })
+  .superRefine((r, ctx) => {
+    if (r.error_redirect !== undefined && r.redirect === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['redirect'], message: 'error_redirect needs redirect too (where a successful form post lands)' });
+    }
+    for (const [name, spec] of Object.entries(r.query)) {
+      if (spec.pattern !== undefined && compilePattern(spec.pattern) === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['query', name, 'pattern'], message: 'is not a valid regular expression' });
+      }
+    }
+  });
+
+/** A query parameter pattern as a whole-value regular expression; undefined when it does not compile. */
+export function compilePattern(pattern: string): RegExp | undefined {
+  try {
+    return new RegExp(`^(?:${pattern})$`, 'u');
+  } catch {
+    return undefined;
+  }
+}
 
 export type RouteConfig = z.infer<typeof routeSchema>;
 
@@ -253,13 +333,17 @@ const configSchema = z
         if (!params.has(m[1])) ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'target'], message: `{${m[1]}} is not a param of path` });
       }
       for (const origin of route.allowed_origins) {
-        if (origin === '*' ? !route.allow_any_origin : !isOrigin(origin)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['ROUTES', name, 'allowed_origins'],
-            message: origin === '*' ? '"*" needs allow_any_origin = true' : `"${origin}" is not an origin (scheme://host[:port])`,
-          });
-        }
+        const message =
+          origin === '*'
+            ? route.allow_any_origin
+              ? undefined
+              : '"*" needs allow_any_origin = true'
+            : origin.includes('*')
+              ? `"${origin.slice(0, 100)}" has a wildcard: list exact origins (or allow_any_origin = true)`
+              : isOrigin(origin)
+                ? undefined
+                : `"${origin.slice(0, 100)}" is not an origin (scheme://host[:port])`;
+        if (message !== undefined) ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'allowed_origins'], message });
       }
       for (const key of ['redirect', 'error_redirect'] as const) {
         const url = route[key];
@@ -268,7 +352,47 @@ const configSchema = z
         }
       }
     }
+    for (const { route, key, message } of routeConflicts(c.ROUTES)) ctx.addIssue({ code: 'custom', path: ['ROUTES', route, key], message });
   });
+
+/** A route's origin policy, comparable between routes. */
+const originsOf = (r: RouteConfig) => (r.allow_any_origin ? '*' : [...new Set(r.allowed_origins)].sort().join(' '));
+
+/** Whether some request path matches both route paths (a param matches any one segment). */
+function pathsOverlap(a: string, b: string): boolean {
+  const sa = a.split('/');
+  const sb = b.split('/');
+  return sa.length === sb.length && sa.every((s, i) => s === sb[i] || s.startsWith(':') || sb[i]!.startsWith(':'));
+}
+
+/**
+ * Routes that would take each other's requests: the same path and method twice, or two paths one
+ * request can match (a param path over a specific one) whose methods or origins differ, so one of
+ * them would answer for the other (a 405, or a 403 to an origin the other allows).
+ */
+export function routeConflicts(routes: Record<string, RouteConfig>): Array<{ route: string; key: string; message: string }> {
+  const found: Array<{ route: string; key: string; message: string }> = [];
+  const entries = Object.entries(routes);
+  for (let i = 0; i < entries.length; i++) {
+    const [nameA, a] = entries[i]!;
+    for (const [nameB, b] of entries.slice(0, i)) {
+      if (a.path === b.path) {
+        const twice = a.methods.filter((m) => b.methods.includes(m));
+        if (twice.length > 0) found.push({ route: nameA, key: 'methods', message: `${twice.join(', ')} ${a.path} is also route ${nameB}` });
+      } else if (pathsOverlap(a.path, b.path)) {
+        const sameMethods = [...new Set(a.methods)].sort().join() === [...new Set(b.methods)].sort().join();
+        if (!sameMethods || originsOf(a) !== originsOf(b)) {
+          found.push({
+            route: nameA,
+            key: 'path',
+            message: `${a.path} and route ${nameB} (${b.path}) match the same requests with different ${sameMethods ? 'origins' : 'methods'}; give them the same methods and origins, or distinct paths`,
+          });
+        }
+      }
+    }
+  }
+  return found;
+}
 
 function isOrigin(s: string): boolean {
   try {

@@ -3,10 +3,9 @@
  *
  * Where things happen: config.ts (keys), token/grant.ts (how a token is requested),
  * token/store.ts (when: single-flight, budget, cool-down, invalidation), token/cache.ts (isolate
- * reuse), gateway/ (routes, bodies, CORS, forwarding with the token injected), egress.ts.
+ * reuse), gateway/ (routes, bodies, CORS, the API request and its answer), egress.ts.
  */
-import { Hono } from 'hono';
-import { requestId } from 'hono/request-id';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
 import { ConfigError, loadConfig, type Config } from './config';
 import { resultPage } from './demo/result-page';
@@ -16,10 +15,36 @@ import type { Env } from './env';
 
 export { TokenStore } from './token/store';
 
-/** 500 naming every bad key (never a value): the answer to any request while the config is wrong. */
+/**
+ * The invalid-config answer: anonymous callers learn only that the Worker is misconfigured; the
+ * keys (names and messages, never values) go to the log under the same request id.
+ */
 function invalidConfig(e: ConfigError, requestId: string): Response {
-  return problemResponse({ status: 500, title: 'Invalid configuration', detail: e.issues.join('; ') }, requestId);
+  console.error(JSON.stringify({ event: 'invalid_configuration', request_id: requestId, issues: e.issues }));
+  return problemResponse(
+    problem('invalid-configuration', 'the Worker is misconfigured; its operator can find which setting in the log, under this request id').problem,
+    requestId,
+  );
 }
+
+/** A client's own `X-Request-Id`, as far as it is safe to log (printable ASCII, bounded). */
+function clientRequestId(value: string | null): string | undefined {
+  if (value === null) return undefined;
+  return /^[\x21-\x7e]{1,128}$/.test(value) ? value : '(unprintable or too long)';
+}
+
+/**
+ * Every request gets the Worker's own id (a UUID), in `X-Request-Id` and in problem answers; a
+ * client-sent `X-Request-Id` is never adopted (it could collide or be forged), only logged beside it.
+ */
+const requestIds: MiddlewareHandler<GatewayEnv> = async (c, next) => {
+  const id = crypto.randomUUID();
+  c.set('requestId', id);
+  c.header('X-Request-Id', id);
+  const theirs = clientRequestId(c.req.header('X-Request-Id') ?? null);
+  if (theirs !== undefined) console.log(JSON.stringify({ event: 'client_request_id', request_id: id, client_request_id: theirs }));
+  await next();
+};
 
 /** One Hono app per validated config (configs are parsed once per isolate). */
 const apps = new WeakMap<Config, Hono<GatewayEnv>>();
@@ -28,11 +53,11 @@ function appFor(config: Config): Hono<GatewayEnv> {
   let app = apps.get(config);
   if (app === undefined) {
     app = new Hono<GatewayEnv>();
-    app.use(requestId(), secureHeaders({ crossOriginResourcePolicy: 'cross-origin' }));
+    app.use(requestIds, secureHeaders({ crossOriginResourcePolicy: 'cross-origin' }));
     if (config.demoPages) app.get('/result', resultPage);
     registerRoutes(app, config);
     app.notFound(() => {
-      throw problem(404, 'Not found', 'no route is configured for this path');
+      throw problem('not-found', 'no route is configured for this path');
     });
     app.onError((err, c) => {
       const id = c.get('requestId');
@@ -40,7 +65,7 @@ function appFor(config: Config): Hono<GatewayEnv> {
       if (err instanceof ConfigError) return invalidConfig(err, id);
       // An unexpected error: log its name only (messages may quote input), answer a generic 500.
       console.error(JSON.stringify({ event: 'unhandled_error', request_id: id, error: err.name }));
-      return problemResponse({ status: 500, title: 'Internal error', detail: 'the Worker failed; quote the request id when reporting this' }, id);
+      return problemResponse(problem('internal-error', 'the Worker failed; quote the request id when reporting this').problem, id);
     });
     apps.set(config, app);
   }

@@ -1,15 +1,67 @@
 /**
  * @module RFC 9457 problem details: the one shape every error of the Worker's own takes.
  *
- * API clients get `application/problem+json`; the gateway turns the same object into a 303 for
- * plain HTML forms. Nothing here ever carries a secret or a token: callers pass only messages they
- * wrote themselves or text that went through `redact`.
+ * Every refusal has a stable identity: a slug from `PROBLEM_TYPES` (`origin-not-allowed`), sent as
+ * the machine-readable `reason`, and as the problem `type` URI `urn:edge-token-injector:problem:<slug>`.
+ * The `title` belongs to the type and never changes from one occurrence to the next (RFC 9457
+ * §3.1.3); what happened this time goes in `detail`. API clients get `application/problem+json`; the
+ * gateway turns the same object into a 303 for plain HTML forms (with the `reason`). Nothing here
+ * ever carries a secret or a token: callers pass only messages they wrote themselves or text that
+ * went through `redact` (redact.ts).
  */
 
+/** Prefix of every problem `type` URI; the slug follows. Documented in the README. */
+export const PROBLEM_TYPE_PREFIX = 'urn:edge-token-injector:problem:';
+
+/** Every problem type the Worker answers with: its status and its title. */
+export const PROBLEM_TYPES = {
+  // The request itself (none of these reach the API).
+  'not-found': { status: 404, title: 'Not found' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'origin-not-allowed': { status: 403, title: 'Origin not allowed' },
+  'path-not-allowed': { status: 400, title: 'Path not allowed' },
+  'query-not-allowed': { status: 400, title: 'Query parameter not allowed' },
+  'body-too-large': { status: 413, title: 'Body too large' },
+  'body-required': { status: 415, title: 'Body required' },
+  'body-not-allowed': { status: 400, title: 'Body not allowed' },
+  'unsupported-content-type': { status: 415, title: 'Unsupported content type' },
+  'malformed-json': { status: 400, title: 'Malformed JSON' },
+  'json-object-required': { status: 400, title: 'JSON object required' },
+  'malformed-form': { status: 400, title: 'Malformed form body' },
+  'invalid-submission': { status: 422, title: 'Invalid submission' },
+  // The API and its answer.
+  'upstream-timeout': { status: 504, title: 'Upstream timed out' },
+  'upstream-unreachable': { status: 502, title: 'Upstream unreachable' },
+  'upstream-answer-too-large': { status: 502, title: 'Upstream answer too large' },
+  'upstream-encoding-unsupported': { status: 502, title: 'Upstream answer encoding not supported' },
+  'upstream-answer-broken': { status: 502, title: 'Upstream answer broken' },
+  'active-content-refused': { status: 502, title: 'Upstream answered active content' },
+  'egress-refused': { status: 502, title: 'Egress refused the request' },
+  // The token engine (token/, gateway/token-problems.ts).
+  'token-rejected': { status: 502, title: 'Upstream rejected the token' },
+  'fresh-token-rejected': { status: 502, title: 'Upstream rejected a fresh token' },
+  'credentials-refused': { status: 502, title: 'Upstream refused the credentials' },
+  'token-endpoint-misconfigured': { status: 502, title: 'Upstream token endpoint misconfigured' },
+  'token-answer-invalid': { status: 502, title: 'Upstream token answer invalid' },
+  'token-budget-exhausted': { status: 503, title: 'Upstream token budget exhausted' },
+  'token-endpoint-throttling': { status: 503, title: 'Upstream token endpoint is throttling' },
+  'token-endpoint-unavailable': { status: 503, title: 'Upstream token endpoint unavailable' },
+  'token-store-unavailable': { status: 503, title: 'Token store unavailable' },
+  'config-changing': { status: 503, title: 'Configuration changing' },
+  // The Worker itself.
+  'invalid-configuration': { status: 500, title: 'Invalid configuration' },
+  'internal-error': { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+/** A problem type's slug: the `reason` clients and the HTML flow act on. */
+export type ProblemSlug = keyof typeof PROBLEM_TYPES;
+
 export interface Problem {
+  /** The problem type's slug (`type` is derived from it). */
+  reason: ProblemSlug;
   /** HTTP status of the answer. */
   status: number;
-  /** Short, stable summary of the problem type (RFC 9457 `title`). */
+  /** The problem type's title (RFC 9457 `title`), the same for every occurrence. */
   title: string;
   /** What went wrong this time, for a human (RFC 9457 `detail`). */
   detail?: string;
@@ -21,6 +73,9 @@ export interface Problem {
   extensions?: Record<string, unknown>;
 }
 
+/** What a call site may add to a problem besides its slug and detail. */
+export type ProblemExtras = Omit<Problem, 'reason' | 'status' | 'title' | 'detail'>;
+
 /** Thrown inside the Worker to end a request with a problem answer. */
 export class ProblemError extends Error {
   constructor(readonly problem: Problem) {
@@ -29,17 +84,28 @@ export class ProblemError extends Error {
   }
 }
 
-/** A `ProblemError` with the common fields, for brevity at call sites. */
-export function problem(status: number, title: string, detail?: string, more: Omit<Problem, 'status' | 'title' | 'detail'> = {}): ProblemError {
-  return new ProblemError({ status, title, ...(detail === undefined ? {} : { detail }), ...more });
+/** The problem `type` URI of a slug. */
+export function problemType(reason: ProblemSlug): string {
+  return PROBLEM_TYPE_PREFIX + reason;
+}
+
+/** Whether `s` names a problem type (e.g. a `reason` read back from a URL). */
+export function isProblemSlug(s: unknown): s is ProblemSlug {
+  return typeof s === 'string' && Object.hasOwn(PROBLEM_TYPES, s);
+}
+
+/** A `ProblemError` of type `reason`; its status and title come from `PROBLEM_TYPES`. */
+export function problem(reason: ProblemSlug, detail?: string, more: ProblemExtras = {}): ProblemError {
+  return new ProblemError({ reason, status: PROBLEM_TYPES[reason].status, title: PROBLEM_TYPES[reason].title, ...(detail === undefined ? {} : { detail }), ...more });
 }
 
 /** Render a problem as an RFC 9457 response. `instance` is the request id, so logs and users agree. */
 export function problemResponse(p: Problem, requestId?: string): Response {
   const body: Record<string, unknown> = {
-    type: 'about:blank',
+    type: problemType(p.reason),
     title: p.title,
     status: p.status,
+    reason: p.reason,
     ...(p.detail === undefined ? {} : { detail: p.detail }),
     ...(requestId === undefined ? {} : { instance: `urn:request:${requestId}`, request_id: requestId }),
     ...p.extensions,
@@ -53,18 +119,3 @@ export function problemResponse(p: Problem, requestId?: string): Response {
   if (requestId !== undefined) headers.set('X-Request-Id', requestId);
   return new Response(JSON.stringify(body), { status: p.status, headers });
 }
-
-/**
- * Replace every occurrence of each sensitive value in `text` by `[redacted]`. Used on any text that
- * came from outside (a token endpoint's error body) before it reaches a log or a problem detail.
- */
-export function redact(text: string, sensitive: readonly string[]): string {
-  let out = text;
-  for (const value of sensitive) {
-    if (value.length >= MIN_REDACTED && out.includes(value)) out = out.split(value).join('[redacted]');
-  }
-  return out;
-}
-
-/** Shorter values are not redacted: cutting them out would mangle ordinary text. */
-export const MIN_REDACTED = 4;

@@ -5,6 +5,7 @@
 import { SELF } from 'cloudflare:test';
 import { expect } from 'vitest';
 import { ORIGIN, SECRETS } from './fixtures/config';
+import { decodedViews, revealed } from './standin/encodings';
 import type { ApiBehaviour, Hit, TokenBehaviour } from './standin/upstreams';
 import { ConfigError, parseConfig, type ConfigVars } from '../src/config';
 
@@ -43,14 +44,19 @@ export async function revoke(host: string): Promise<void> {
   await fetch(`${CONTROL}/revoke?host=${host}.test`, { method: 'POST' });
 }
 
-/** Fail the test if any secret or any token ever issued appears in this response. */
+/**
+ * Fail the test if any secret or any token ever issued appears in this response: as is, and every
+ * token also JSON-escaped, percent-encoded or base64-encoded (test/standin/encodings.ts).
+ */
 export async function assertNoLeak(res: Response, body: string): Promise<void> {
-  const sensitive = [...Object.values(SECRETS), ...(await issuedTokens())];
+  const tokens = await issuedTokens();
   const headerText = [...res.headers].map(([k, v]) => `${k}: ${v}`).join('\n');
-  for (const s of sensitive) {
+  for (const s of [...Object.values(SECRETS), ...tokens]) {
     expect(body, 'a secret or token leaked into a response body').not.toContain(s);
     expect(headerText, 'a secret or token leaked into a response header').not.toContain(s);
   }
+  const views = decodedViews(`${headerText}\n${body}`);
+  for (const t of tokens) expect(revealed(views, t), 'an encoded token leaked into a response').toBe(false);
 }
 
 export interface Answer {

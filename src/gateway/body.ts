@@ -1,76 +1,118 @@
 /**
- * @module Submission bodies: read JSON, urlencoded and multipart submissions, check them, and turn
- * them into the JSON the API wants.
+ * @module Request bodies: read what a client sent, check it, and turn it into the body the API gets.
  *
- * A submission's "fields" are the top-level keys of a JSON object or the fields of a form. A route's
- * `form` mapping places each field at a JSON path over a fixed template, for every encoding, so a
- * `fetch` client and a plain HTML form produce the same API request.
+ * JSON (any value, any `+json` type) goes byte for byte with the Content-Type the client sent,
+ * unless the route maps fields; urlencoded and multipart forms become JSON. A route's `form`
+ * mapping places each field at a JSON path over a fixed template, for every encoding, so a `fetch`
+ * client and a plain HTML form produce the same API request; a field marked `list` collects every
+ * value given (checkboxes, multi-selects) into an array. Media types a route lists in
+ * `opaque_types` pass untouched. A request with no body is forwarded without one only where the
+ * route says so; a body is never dropped: it is forwarded or refused.
  */
-import type { RouteConfig } from '../config';
+import { PARSED_TYPES, type RouteConfig } from '../config';
 import { problem } from '../problem';
 
 type FieldType = 'string' | 'integer' | 'number' | 'boolean';
 
-/** The JSON to send to the API, serialised. */
-export interface MappedBody {
-  json: string;
+/** The body to send to the API. */
+export interface OutgoingBody {
+  bytes: Uint8Array;
+  /** The Content-Type header to send with it. */
+  contentType: string;
 }
 
-const JSON_TYPES = ['application/json'];
 const FORM_TYPES = ['application/x-www-form-urlencoded', 'multipart/form-data'];
+const BODILESS_METHODS = new Set(['GET', 'HEAD']);
+const BODY_EXPECTED_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
 /** Media type without parameters, lower-cased. */
-function mediaType(contentType: string | null): string {
+export function mediaType(contentType: string | null): string {
   return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
-/**
- * Read, check and map the body of `request` for `route`. The body has already passed the size limit.
- * Throws `ProblemError`: 415 unsupported type, 400 malformed, 422 missing/too long/wrong-typed field.
- */
-export async function readSubmission(request: Request, route: RouteConfig): Promise<MappedBody> {
-  const type = mediaType(request.headers.get('Content-Type'));
-  let fields: Record<string, unknown>;
-  /** A JSON body as it came, sent on unchanged when the route maps nothing. */
-  let sent: string | undefined;
-  if (JSON_TYPES.includes(type) || type.endsWith('+json')) {
-    const text = await request.text();
-    sent = text;
-    try {
-      fields = JSON.parse(text) as Record<string, unknown>;
-    } catch (e) {
-      // The parser's message quotes the body; say only where it broke.
-      const at = e instanceof Error ? /position (\d+)/.exec(e.message)?.[1] : undefined;
-      throw problem(400, 'Malformed JSON', `the body is not valid JSON${at === undefined ? '' : ` (at character ${at})`}`);
-    }
-    if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
-      throw problem(400, 'Malformed JSON', 'the body must be a JSON object');
-    }
-  } else if (FORM_TYPES.includes(type)) {
-    let form: FormData;
-    try {
-      form = await request.formData();
-    } catch {
-      throw problem(400, 'Malformed form body', `the body could not be read as ${type}`);
-    }
-    // No prototype: a field may be called `constructor` or `__proto__` like any other.
-    fields = Object.create(null) as Record<string, unknown>;
-    for (const [name, value] of form) {
-      if (typeof value !== 'string') throw invalid('Files are not accepted', new Map([[name, 'is a file; this route takes text fields only']]));
-      if (name in fields) throw invalid('Repeated field', new Map([[name, 'is given more than once']]));
-      fields[name] = value;
-    }
-  } else {
-    throw problem(415, 'Unsupported content type', `send ${[...JSON_TYPES, ...FORM_TYPES].join(', ')}${type === '' ? '' : ` (got ${type.slice(0, 80)})`}`, {
-      headers: { 'Accept-Post': [...JSON_TYPES, ...FORM_TYPES].join(', ') },
-    });
-  }
+const isJsonType = (type: string) => type === 'application/json' || type.endsWith('+json');
 
-  checkFields(fields, route);
-  if (route.form !== undefined) return { json: JSON.stringify(mapFields(fields, route.form)) };
-  // No mapping: a JSON body goes byte for byte as sent (re-serialising would round numbers past
-  // 2^53 and reorder nothing useful), a form as a flat object of its fields.
-  return { json: sent ?? JSON.stringify(fields) };
+/** The media types a route takes, for 415 answers and `Accept-Post`. */
+function acceptedTypes(route: RouteConfig): string[] {
+  return [...PARSED_TYPES, ...route.opaque_types];
+}
+
+/**
+ * Read, check and map the body of `request` for `route`; undefined means "send no body". The body
+ * has already passed the size limit. Throws `ProblemError`: 415 wrong or missing type, 400 a body
+ * where none is taken or a malformed one, 422 missing, too long or wrongly typed fields.
+ */
+export async function readBody(request: Request, route: RouteConfig): Promise<OutgoingBody | undefined> {
+  const contentType = request.headers.get('Content-Type');
+  const bytes = request.body === null ? new Uint8Array(0) : new Uint8Array(await request.arrayBuffer());
+  if (bytes.length === 0 && contentType === null) {
+    if (BODY_EXPECTED_METHODS.has(request.method) && route.body === 'required') {
+      throw problem('body-required', `this route needs a body: send ${acceptedTypes(route).join(', ')}`, { headers: { 'Accept-Post': acceptedTypes(route).join(', ') } });
+    }
+    return undefined;
+  }
+  if (BODILESS_METHODS.has(request.method)) throw problem('body-not-allowed', `a ${request.method} request carries no body`);
+  if (route.body === 'none') throw problem('body-not-allowed', 'this route takes no body');
+
+  const type = mediaType(contentType);
+  if (isJsonType(type)) return readJson(bytes, contentType!, route);
+  if (FORM_TYPES.includes(type)) return readForm(request, bytes, contentType!, route);
+  if (route.opaque_types.includes(type)) return { bytes, contentType: contentType! };
+  throw problem('unsupported-content-type', `send ${acceptedTypes(route).join(', ')}${type === '' ? '' : ` (got ${type.slice(0, 80)})`}`, {
+    headers: { 'Accept-Post': acceptedTypes(route).join(', ') },
+  });
+}
+
+function readJson(bytes: Uint8Array, contentType: string, route: RouteConfig): OutgoingBody {
+  let value: unknown;
+  try {
+    value = JSON.parse(STRICT_UTF8.decode(bytes));
+  } catch (e) {
+    // The parser's message quotes the body; say only where it broke.
+    const at = e instanceof SyntaxError ? /position (\d+)/.exec(e.message)?.[1] : undefined;
+    throw problem('malformed-json', `the body is not valid JSON in UTF-8${at === undefined ? '' : ` (at character ${at})`}`);
+  }
+  const needsFields = route.form !== undefined || route.required_fields.length > 0;
+  if (needsFields && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    throw problem('json-object-required', 'this route reads named fields: the body must be a JSON object');
+  }
+  checkFields(value, route, needsFields);
+  // No mapping: the bytes go as sent (re-serialising would round numbers past 2^53), with the
+  // client's own media type (`application/merge-patch+json` stays what it is).
+  if (route.form === undefined) return { bytes, contentType };
+  return { bytes: utf8(mapFields(value as Record<string, unknown>, route.form)), contentType };
+}
+
+async function readForm(request: Request, bytes: Uint8Array, contentType: string, route: RouteConfig): Promise<OutgoingBody> {
+  let form: FormData;
+  try {
+    form = await new Request(request.url, { method: 'POST', headers: { 'Content-Type': contentType }, body: bytes }).formData();
+  } catch {
+    throw problem('malformed-form', `the body could not be read as ${mediaType(contentType)}`);
+  }
+  const lists = listFields(route);
+  // No prototype: a field may be called `constructor` or `__proto__` like any other.
+  const fields = Object.create(null) as Record<string, string | string[]>;
+  for (const [name, value] of form) {
+    if (typeof value !== 'string') throw invalid(new Map([[name, 'is a file; this route takes text fields only']]));
+    const seen = fields[name];
+    if (lists.has(name)) fields[name] = [...((seen as string[] | undefined) ?? []), value];
+    else if (seen !== undefined) throw invalid(new Map([[name, 'is given more than once (only list fields may repeat)']]));
+    else fields[name] = value;
+  }
+  checkFields(fields, route, true);
+  const json = route.form === undefined ? fields : mapFields(fields, route.form);
+  return { bytes: utf8(json), contentType: 'application/json' };
+}
+
+const ENCODER = new TextEncoder();
+/** Refuses bytes that are not UTF-8 (JSON is UTF-8, RFC 8259), rather than replacing them. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+const utf8 = (value: unknown) => ENCODER.encode(JSON.stringify(value));
+
+/** Fields the route's mapping declares as lists. */
+function listFields(route: RouteConfig): Set<string> {
+  return new Set(Object.entries(route.form?.fields ?? {}).flatMap(([name, spec]) => (typeof spec !== 'string' && spec.list ? [name] : [])));
 }
 
 /** A submitted field's value; never one inherited from `Object.prototype` (`toString`, …). */
@@ -85,26 +127,30 @@ type FieldErrors = Map<string, string>;
 const MAX_LISTED_ERRORS = 20;
 
 /** A 422 naming each bad field (detail for people, `errors` for scripts), bounded in size. */
-function invalid(title: string, errors: FieldErrors) {
+function invalid(errors: FieldErrors) {
   const listed = [...errors].slice(0, MAX_LISTED_ERRORS);
   const more = errors.size - listed.length;
   const detail = listed.map(([name, message]) => `${name.slice(0, 100)} ${message}`).join('; ') + (more > 0 ? `; and ${more} more` : '');
-  return problem(422, title, detail, { extensions: { errors: listed.map(([field, message]) => ({ field: field.slice(0, 100), message })) } });
+  return problem('invalid-submission', detail, { extensions: { errors: listed.map(([field, message]) => ({ field: field.slice(0, 100), message })) } });
 }
 
-/** Required fields present and non-empty; every string within the length limit (at any depth). */
-function checkFields(fields: Record<string, unknown>, route: RouteConfig): void {
+const blank = (v: unknown) => v === undefined || v === null || (typeof v === 'string' && v.trim() === '');
+
+/**
+ * Required fields present and non-empty (a list: at least one non-empty value), then every string
+ * within the length limit at any depth (iterative: deep nesting cannot exhaust the stack).
+ */
+function checkFields(value: unknown, route: RouteConfig, named: boolean): void {
   const errors: FieldErrors = new Map();
-  for (const name of route.required_fields) {
-    const v = field(fields, name);
-    if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) errors.set(name, 'is required');
+  for (const name of named ? route.required_fields : []) {
+    const v = field(value as Record<string, unknown>, name);
+    if (Array.isArray(v) ? v.every(blank) : blank(v)) errors.set(name, 'is required');
   }
-  // Iterative, so a deeply nested JSON body cannot exhaust the stack.
-  const stack: Array<[unknown, string]> = [[fields, '']];
+  const stack: Array<[unknown, string]> = [[value, '']];
   for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
     const [v, path] = item;
     if (typeof v === 'string') {
-      if (v.length > route.max_field_length) errors.set(path, `is longer than ${route.max_field_length} characters`);
+      if (v.length > route.max_field_length) errors.set(path === '' ? '(body)' : path, `is longer than ${route.max_field_length} characters`);
     } else if (typeof v === 'object' && v !== null) {
       const children = Object.entries(v);
       for (let i = children.length - 1; i >= 0; i--) {
@@ -113,7 +159,7 @@ function checkFields(fields: Record<string, unknown>, route: RouteConfig): void 
       }
     }
   }
-  if (errors.size > 0) throw invalid('Invalid submission', errors);
+  if (errors.size > 0) throw invalid(errors);
 }
 
 /** Place each submitted field at its JSON path over a deep copy of the template. */
@@ -123,15 +169,19 @@ function mapFields(fields: Record<string, unknown>, form: NonNullable<RouteConfi
   for (const [name, spec] of Object.entries(form.fields)) {
     const raw = field(fields, name);
     if (raw === undefined) continue;
-    const { path, type } = typeof spec === 'string' ? { path: spec, type: 'string' as FieldType } : spec;
-    const value = coerce(raw, type);
-    if (value === undefined) {
-      errors.set(name, `must be ${type === 'integer' ? 'an integer' : `a ${type}`}`);
+    const { path, type, list } = typeof spec === 'string' ? { path: spec, type: 'string' as FieldType, list: false } : spec;
+    const kind = type === 'integer' ? 'an integer' : `a ${type}`;
+    if (list) {
+      const values = (Array.isArray(raw) ? raw : [raw]).map((v) => coerce(v, type));
+      if (values.some((v) => v === undefined)) errors.set(name, `must be a list of ${type === 'integer' ? 'integers' : `${type}s`}`);
+      else setPath(out, path, values);
       continue;
     }
-    setPath(out, path, value);
+    const value = coerce(raw, type);
+    if (value === undefined) errors.set(name, `must be ${kind}`);
+    else setPath(out, path, value);
   }
-  if (errors.size > 0) throw invalid('Invalid submission', errors);
+  if (errors.size > 0) throw invalid(errors);
   return out;
 }
 

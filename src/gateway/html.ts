@@ -3,10 +3,12 @@
  *
  * Success goes to the route's `redirect`, failure to its `error_redirect` (else `redirect`), each
  * with a short status in the query, so nothing is lost: the page learns whether the API took the
- * submission and with which status. JSON clients never get here.
+ * submission and with which status, and for the Worker's own refusals the machine-readable `reason`
+ * (a problem slug, never free text). JSON clients never get here.
  */
 import type { RouteConfig } from '../config';
 import type { Problem } from '../problem';
+import { readAtMost } from './answer';
 
 /** A browser navigation (form post) that the route can redirect. `fetch()` sends `Accept: *\/*`. */
 export function wantsHtml(request: Request, route: RouteConfig): boolean {
@@ -25,8 +27,9 @@ export async function htmlAnswer(route: RouteConfig, res: Response, requestId: s
   const ok = res.status >= 200 && res.status < 300;
   let result: string | undefined;
   if (ok && route.redirect_result) {
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    if (bytes.length <= MAX_RESULT_BYTES) result = base64url(bytes);
+    // Checked while reading: a larger answer is not read to the end to find that out.
+    const bytes = await readAtMost(res.body, MAX_RESULT_BYTES);
+    if (bytes !== undefined) result = base64url(bytes);
   } else {
     void res.body?.cancel();
   }
@@ -35,7 +38,7 @@ export async function htmlAnswer(route: RouteConfig, res: Response, requestId: s
 
 /** 303 to the error page for a problem of the Worker's own. */
 export function htmlProblem(route: RouteConfig, p: Problem, requestId: string | undefined): Response {
-  return redirect(route, false, p.status, { reason: p.title }, requestId);
+  return redirect(route, false, p.status, { reason: p.reason }, requestId);
 }
 
 function redirect(route: RouteConfig, ok: boolean, status: number, extra: Record<string, string>, requestId: string | undefined): Response {

@@ -4,7 +4,8 @@
  * Exact origins only, unless a route sets `allow_any_origin`. A request whose `Origin` is not
  * allowed is refused with 403 before anything else happens, so it never reaches the upstream.
  * A request without `Origin` is accepted only as a same-origin browser request to a route that
- * allows the Worker's own origin (browsers omit `Origin` on same-origin GETs).
+ * allows the Worker's own origin (browsers omit `Origin` on same-origin GETs), or as a GET form
+ * navigation whose `Referer` is an allowed page.
  */
 import { cors } from 'hono/cors';
 import type { MiddlewareHandler } from 'hono';
@@ -12,9 +13,9 @@ import type { RouteConfig } from '../config';
 import { problem } from '../problem';
 
 /** Request headers a page may send (the preflight's Access-Control-Allow-Headers). */
-export const ALLOWED_REQUEST_HEADERS = ['Content-Type', 'Accept', 'Accept-Language'];
+export const ALLOWED_REQUEST_HEADERS = ['Content-Type', 'Accept', 'Accept-Language', 'Content-Language', 'If-None-Match', 'If-Match', 'If-Modified-Since', 'If-Unmodified-Since'];
 /** Response headers a page's script may read. */
-export const EXPOSED_RESPONSE_HEADERS = ['X-Request-Id', 'Retry-After'];
+export const EXPOSED_RESPONSE_HEADERS = ['X-Request-Id', 'Retry-After', 'ETag', 'Location', 'Content-Location', 'Content-Disposition'];
 
 /** Whether a page at `origin` (`null`: no Origin header) may call; `selfOrigin` is the Worker's. */
 export type OriginPolicy = (origin: string | null, selfOrigin: string) => boolean;
@@ -28,6 +29,25 @@ export function originPolicy(routes: RouteConfig[]): OriginPolicy {
     if (origin === 'null') return any;
     return any || allowed.has(origin);
   };
+}
+
+/**
+ * The origin of the page a request comes from: its `Origin`; or, for a plain GET form submitted
+ * without JavaScript (a top-level navigation, which browsers send without `Origin`), the origin of
+ * its `Referer`. A client outside a browser can forge either, as it can send no Origin at all.
+ */
+export function pageOrigin(request: Request): string | null {
+  const origin = request.headers.get('Origin');
+  if (origin !== null) return origin;
+  const navigation = (request.method === 'GET' || request.method === 'HEAD') && request.headers.get('Sec-Fetch-Mode') === 'navigate';
+  const referer = request.headers.get('Referer');
+  if (!navigation || referer === null) return null;
+  try {
+    const from = new URL(referer).origin;
+    return from === 'null' ? null : from;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -52,15 +72,14 @@ export function originGuard(routes: RouteConfig[]): MiddlewareHandler {
     maxAge: 600,
   });
   return async (c, next) => {
-    const origin = c.req.header('Origin') ?? null;
+    const origin = pageOrigin(c.req.raw);
     const selfOrigin = new URL(c.req.url).origin;
     const method = c.req.method === 'OPTIONS' ? (c.req.header('Access-Control-Request-Method') ?? 'OPTIONS') : c.req.method;
     const allows = policyFor(method);
     const sameOriginFetch = origin === null && c.req.header('Sec-Fetch-Site') === 'same-origin';
     if (origin === null ? !(sameOriginFetch && allows(null, selfOrigin)) : !allows(origin, selfOrigin)) {
       throw problem(
-        403,
-        'Origin not allowed',
+        'origin-not-allowed',
         origin === null ? 'this route only takes requests from allowed web pages (no Origin header was sent)' : `origin ${origin.slice(0, 100)} may not call this route`,
       );
     }

@@ -2,22 +2,24 @@
  * @module Gateway routes: turn the configured routes into a Hono app, once per config.
  *
  * A request follows this file top to bottom: origin guard and CORS (origin.ts) → raw path check →
- * method → params checked → body size limit → submission read and mapped (body.ts) → API call with
- * the token injected (forward.ts) → the API's answer, or for a plain HTML form a 303 (html.ts).
- * The client's query string is never forwarded.
+ * method → params checked → body size limit → the API call built: query allowlist, headers, body
+ * (request.ts, body.ts) → sent with the token injected (forward.ts) → the API's answer made safe
+ * (answer.ts), or for a plain HTML form a 303 (html.ts).
  * Nothing outside the configured routes can be reached: targets are fixed templates whose params
  * are checked segments, joined onto the upstream's API origin.
  */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Config, RouteConfig } from '../config';
+import { scopeKey } from '../config';
 import { problem, ProblemError } from '../problem';
 import type { Env } from '../env';
-import { scopeKey } from '../config';
-import { readSubmission } from './body';
-import { apiUrl, forward, forwardedRequestHeaders } from './forward';
+import type { AnswerOptions } from './answer';
+import { forward } from './forward';
 import { htmlAnswer, htmlProblem, wantsHtml } from './html';
+import { locationRewriter, SAFE_PARAM } from './locations';
 import { originGuard } from './origin';
+import { buildApiCall, queryPolicy, type QueryPolicy } from './request';
 
 export interface GatewayVariables {
   requestId: string;
@@ -27,42 +29,70 @@ export interface GatewayVariables {
 
 export type GatewayEnv = { Bindings: Env; Variables: GatewayVariables };
 
-/** A param may be one plain path segment: no `/`, `\`, `.`, `..` (anywhere), `%` or control character. */
-const SAFE_PARAM = /^(?!\.$)(?!.*\.\.)[A-Za-z0-9_.~-]{1,200}$/;
 /** Raw paths that try to smuggle separators or dot segments past the router. */
 const UNSAFE_RAW_PATH = /%2f|%2e|%5c|%00|\\|[\x00-\x1f\x7f]/i;
 
-const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH']);
+/** Everything about a route that does not depend on the request, decided at registration. */
+interface RoutePlan {
+  route: RouteConfig;
+  query: QueryPolicy;
+  answer: Omit<AnswerOptions, 'rewriteLocation'>;
+  rewrite: ReturnType<typeof locationRewriter>;
+}
+
+/**
+ * Paths in the order they must be registered: where two paths match one request (a specific
+ * segment and a param in its place), the specific one first, so it answers for itself.
+ * (config.ts refuses such pairs unless their methods and origins agree.)
+ */
+function bySpecificity(a: string, b: string): number {
+  const sa = a.split('/');
+  const sb = b.split('/');
+  for (let i = 0; i < Math.min(sa.length, sb.length); i++) {
+    const pa = sa[i]!.startsWith(':');
+    const pb = sb[i]!.startsWith(':');
+    if (pa !== pb) return pa ? 1 : -1;
+  }
+  return 0;
+}
 
 /** Register every configured route on `app`. */
 export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
   const byPath = new Map<string, RouteConfig[]>();
   for (const route of Object.values(config.routes)) byPath.set(route.path, [...(byPath.get(route.path) ?? []), route]);
+  const rewriters = new Map(Object.keys(config.upstreams).map((u) => [u, locationRewriter(config, u)]));
 
-  for (const [path, routes] of byPath) {
+  for (const path of [...byPath.keys()].sort(bySpecificity)) {
+    const routes = byPath.get(path)!;
     // Origin first: every later refusal to an allowed page carries CORS headers it can read.
     app.use(path, originGuard(routes), rawPathGuard);
     for (const route of routes) {
       const limit = bodyLimit({
         maxSize: route.max_body_bytes,
         onError: () => {
-          throw problem(413, 'Body too large', `this route takes at most ${route.max_body_bytes} bytes`);
+          throw problem('body-too-large', `this route takes at most ${route.max_body_bytes} bytes`);
         },
       });
-      app.on(route.methods, path, selectRoute(route), limit, (c) => handle(c, config, route));
+      const plan: RoutePlan = {
+        route,
+        query: queryPolicy(route),
+        answer: { maxAnswerBytes: route.max_answer_bytes, activeContent: route.active_content },
+        rewrite: rewriters.get(route.upstream)!,
+      };
+      app.on(route.methods, path, selectRoute(route), limit, (c) => handle(c, config, plan));
     }
     // Hono answers HEAD with a route's GET handler, so a GET route takes HEAD too.
     const methods = routes.flatMap((r) => r.methods);
     const allow = [...new Set([...methods, ...(methods.includes('GET') ? ['HEAD'] : []), 'OPTIONS'])].join(', ');
     app.all(path, () => {
-      throw problem(405, 'Method not allowed', `this route accepts ${allow}`, { headers: { Allow: allow } });
+      throw problem('method-not-allowed', `this route accepts ${allow}`, { headers: { Allow: allow } });
     });
   }
 }
 
 const rawPathGuard = async (c: Context<GatewayEnv>, next: () => Promise<void>) => {
   const raw = c.req.url.slice(c.req.url.indexOf('/', c.req.url.indexOf('//') + 2)).split('?')[0] ?? '';
-  if (UNSAFE_RAW_PATH.test(raw)) throw problem(400, 'Path not allowed', 'encoded separators, dot segments, backslashes and control characters are refused');
+  if (UNSAFE_RAW_PATH.test(raw)) throw problem('path-not-allowed', 'encoded separators, dot segments, backslashes and control characters are refused');
   await next();
 };
 
@@ -71,30 +101,26 @@ const selectRoute = (route: RouteConfig) => async (c: Context<GatewayEnv>, next:
   await next();
 };
 
-async function handle(c: Context<GatewayEnv>, config: Config, route: RouteConfig): Promise<Response> {
+async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): Promise<Response> {
+  const { route } = plan;
   const upstream = config.upstreams[route.upstream]!;
   const params = c.req.param() as Record<string, string>;
   for (const [name, value] of Object.entries(params)) {
-    if (!SAFE_PARAM.test(value)) throw problem(404, 'Not found', `"${name}" must be a plain path segment (letters, digits, . _ ~ -)`);
+    if (!SAFE_PARAM.test(value)) throw problem('not-found', `"${name}" must be a plain path segment (letters, digits, . _ ~ -)`);
   }
   const target = route.target.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ''));
-
-  const hasBody = METHODS_WITH_BODY.has(c.req.method);
-  const body = hasBody ? (await readSubmission(c.req.raw, route)).json : undefined;
-  const headers = forwardedRequestHeaders(c.req.raw.headers);
-  if (body !== undefined) headers.set('Content-Type', 'application/json');
-  const html = wantsHtml(c.req.raw, route);
   // A browser form asks for HTML; the API is asked for what it speaks, and the page gets a 303.
-  if (html) headers.set('Accept', 'application/json');
-
+  const html = wantsHtml(c.req.raw, route);
+  const call = await buildApiCall(c.req.raw, { route, upstream, query: plan.query, target, html });
   const res = await forward(
     {
       env: c.env,
       key: { upstream: route.upstream, scope: scopeKey(route.scope ?? upstream.scope) },
       upstream,
       waitUntil: (p) => c.executionCtx.waitUntil(p),
+      answer: { ...plan.answer, rewriteLocation: (url) => plan.rewrite(url, new URL(c.req.url).origin) },
     },
-    { method: c.req.method, url: apiUrl(upstream, target), headers, ...(body === undefined ? {} : { body }) },
+    call,
   );
   return html ? htmlAnswer(route, res, c.get('requestId')) : res;
 }

@@ -6,19 +6,19 @@
  * that redirects or is not there, an invalid token answer, a token the API rejects); 500 for an
  * invalid config (whose key names go to the log, not to the caller).
  */
-import { problem, type ProblemError } from '../problem';
+import { problem, type ProblemError, type ProblemSlug } from '../problem';
 import type { TokenKept, TokenUnavailable, UnavailableReason } from '../token/outcome';
 
-const TITLES: Record<UnavailableReason, [status: number, title: string]> = {
-  budget: [503, 'Upstream token budget exhausted'],
-  throttled: [503, 'Upstream token endpoint is throttling'],
-  outage: [503, 'Upstream token endpoint unavailable'],
-  store_unreachable: [503, 'Token store unavailable'],
-  config_changing: [503, 'Configuration changing'],
-  refused: [502, 'Upstream refused the credentials'],
-  misconfigured: [502, 'Upstream token endpoint misconfigured'],
-  invalid_answer: [502, 'Upstream token answer invalid'],
-  config: [500, 'Invalid configuration'],
+const SLUGS: Record<UnavailableReason, ProblemSlug> = {
+  budget: 'token-budget-exhausted',
+  throttled: 'token-endpoint-throttling',
+  outage: 'token-endpoint-unavailable',
+  store_unreachable: 'token-store-unavailable',
+  config_changing: 'config-changing',
+  refused: 'credentials-refused',
+  misconfigured: 'token-endpoint-misconfigured',
+  invalid_answer: 'token-answer-invalid',
+  config: 'invalid-configuration',
 };
 
 /** Seconds until `at`, at least 1 (a Retry-After of 0 invites a busy loop). */
@@ -28,19 +28,18 @@ function retryAfter(at: number | undefined, now: number): { retryAfter: number }
 
 /** No token can be had. */
 export function unavailableProblem(o: TokenUnavailable, now: number): ProblemError {
-  const [status, title] = TITLES[o.reason];
   const detail = o.reason === 'refused' ? `${o.detail}: check the upstream's client id, secret or login in the Worker's secrets` : o.detail;
-  return problem(status, title, detail, retryAfter(o.retryAt, now));
+  return problem(SLUGS[o.reason], detail, retryAfter(o.retryAt, now));
 }
 
 /** The API answered `apiStatus` (a "token rejected" status) and the token could not be replaced. */
 export function rejectedProblem(o: TokenKept, apiStatus: number, now: number): ProblemError {
   // Distrusted rejections are about this request, so retrying it later will not help.
   const wait = o.why === 'rejections_ignored' ? {} : retryAfter(o.retryAt, now);
-  return problem(502, 'Upstream rejected the token', `the API answered ${apiStatus} to the current token, which was not replaced: ${o.detail}`, wait);
+  return problem('token-rejected', `the API answered ${apiStatus} to the current token, which was not replaced: ${o.detail}`, wait);
 }
 
 /** The API rejected a token it had just been given, too. */
 export function freshTokenRejectedProblem(apiStatus: number): ProblemError {
-  return problem(502, 'Upstream rejected a fresh token', `the API answered ${apiStatus} to a token it had just been given; not retrying again`);
+  return problem('fresh-token-rejected', `the API answered ${apiStatus} to a token it had just been given; not retrying again`);
 }

@@ -9,14 +9,14 @@
  */
 import { decodeJwt } from 'jose';
 import type { Credentials, UpstreamConfig } from '../config';
+// Shorter tokens are refused at issue: a token that short could not be cut out of what the API echoes.
+import { MIN_TOKEN_LENGTH } from '../redact';
 import type { AnsweredLifetime, CycleFailure } from './policy';
 
 /** Largest token answer read (Go's oauth2 reads through a 1 MiB limit too). */
 export const MAX_TOKEN_ANSWER_BYTES = 1024 * 1024;
 /** Of an error answer only the start is read, for its OAuth error code. */
 const MAX_ERROR_BYTES = 16 * 1024;
-/** Shorter tokens are refused: a token that short could not be cut out of what the API echoes. */
-export const MIN_TOKEN_LENGTH = 8;
 
 /**
  * RFC 6749 §2.3.1: client id and secret are form-urlencoded *before* they are joined and base64'd,

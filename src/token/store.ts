@@ -13,7 +13,7 @@ import { clock } from '../clock';
 import { ConfigError, loadConfig, readCredentials, readEgressSecret, scopesOf, sensitiveValues, type Config } from '../config';
 import { EgressRefused, egressFor, withTimeout } from '../egress';
 import type { Env } from '../env';
-import { redact } from '../problem';
+import { redact } from '../redact';
 import { fingerprintOf, legacyStoreName, type StoreRef } from './credential-set';
 import { TokenEngine } from './engine';
 import { buildTokenRequest, readTokenResponse, type GrantResult } from './grant';

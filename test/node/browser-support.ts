@@ -1,6 +1,7 @@
 /**
  * @module Browser test support: start the whole demo (`node scripts/start.ts`) once, stop it
- * afterwards, read the demo coding service's counters, and launch Debian's Chromium headless.
+ * afterwards, read the demo coding service's counters, and launch a Chromium headless (the one
+ * scripts/chromium.ts finds: CHROMIUM_PATH, a Chrome/Chromium in the usual places, Playwright's own).
  *
  * The demo's ports are fixed by wrangler.toml (the Worker's allowed origins and the upstream's
  * address), so a demo already running on them is reported instead of being tested by mistake.
@@ -12,12 +13,12 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
+import { findChromium, HOW_TO_GET, thisMachine } from '../../scripts/chromium.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const WORKER = 'http://127.0.0.1:8787';
 export const CODER = 'http://127.0.0.1:8790';
 export const ARTIFACTS = join(ROOT, 'test-artifacts');
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /** The demo coding service's `GET /__stats`. */
 export interface CoderStats {
@@ -135,13 +136,12 @@ export function saveLog(name: string, text: string): void {
   writeFileSync(join(ARTIFACTS, name), text);
 }
 
-/** Headless Debian Chromium, with everything that would reach the internet turned off. */
+/** Headless Chromium, with everything that would reach the internet turned off. */
 export async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: install it with \`apt-get install -y chromium\` (or set CHROMIUM_PATH)`);
-  }
+  const found = findChromium(thisMachine(chromium.executablePath()));
+  if ('missing' in found) throw new Error(`${found.missing}\n${HOW_TO_GET}`);
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: found.path,
     args: [
       '--headless',
       '--no-sandbox',

@@ -43,8 +43,17 @@ type Answer = (res: ServerResponse) => void;
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}): Answer => (res) =>
   res.writeHead(status, { 'Content-Type': 'application/json', ...headers }).end(JSON.stringify(body));
-const problemJson = (status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): Answer => (res) =>
-  res.writeHead(status, { 'Content-Type': 'application/problem+json; charset=utf-8', ...headers }).end(JSON.stringify({ type: 'about:blank', status, ...body }));
+/** The Worker's own problem (its type is the Worker's URN for `reason`). */
+const problemJson = (status: number, body: Record<string, unknown> & { reason: string }, headers: Record<string, string> = {}): Answer => (res) =>
+  res
+    .writeHead(status, { 'Content-Type': 'application/problem+json; charset=utf-8', ...headers })
+    .end(JSON.stringify({ type: `urn:edge-token-injector:problem:${body.reason}`, status, ...body }));
+/** An API's own problem+json, passed through by the Worker: not the Worker's type. */
+const apiProblemJson = (status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): Answer => (res) =>
+  res.writeHead(status, { 'Content-Type': 'application/problem+json', ...headers }).end(JSON.stringify({ type: 'https://api.example/problems/maintenance', status, ...body }));
+/** No answer at all (until the connection is closed when the test ends). */
+const hang: Answer = (res) => void hung.push(res);
+let hung: ServerResponse[] = [];
 /** A connection dropped without an answer: fetch sees a network error. */
 const drop: Answer = (res) => res.socket?.destroy();
 
@@ -90,6 +99,7 @@ beforeEach(async () => {
   page.on('pageerror', (err) => pageErrors.push(err.message));
   await page.goto(`${origin}/`);
   return async () => {
+    for (const res of hung.splice(0)) res.socket?.destroy();
     await page.context().close();
     expect(pageErrors, 'uncaught errors in the page').toEqual([]);
   };
@@ -135,7 +145,7 @@ describe('what a submission sends', () => {
 
 describe('retries', () => {
   it('retries once when the Worker answers problem+json 503 with Retry-After <= 10', async () => {
-    plan = [problemJson(503, { title: 'Upstream token unavailable' }, { 'Retry-After': '1' }), json(200, { ok: true })];
+    plan = [problemJson(503, { reason: 'token-store-unavailable', title: 'Token store unavailable' }, { 'Retry-After': '1' }), json(200, { ok: true })];
     const started = Date.now();
     expect(await submit()).toEqual({ type: 'injector:result', status: 200 });
     expect(hits).toHaveLength(2);
@@ -143,7 +153,10 @@ describe('retries', () => {
   });
 
   it('retries a problem+json 429 once, and only once', async () => {
-    plan = [problemJson(429, { title: 'Slow down' }, { 'Retry-After': '0' }), problemJson(429, { title: 'Slow down', detail: 'still busy' }, { 'Retry-After': '0' })];
+    plan = [
+      problemJson(429, { reason: 'rate-limited', title: 'Slow down' }, { 'Retry-After': '0' }),
+      problemJson(429, { reason: 'rate-limited', title: 'Slow down', detail: 'still busy' }, { 'Retry-After': '0' }),
+    ];
     expect(await submit()).toEqual({ type: 'injector:error', status: 429 });
     expect(hits).toHaveLength(2);
     expect(await page.getByRole('alert').textContent()).toContain('still busy');
@@ -156,13 +169,35 @@ describe('retries', () => {
     expect(await page.getByRole('alert').textContent()).toContain('Service under maintenance');
   });
 
-  it('does not retry when Retry-After is longer than 10 s', async () => {
-    plan = [problemJson(503, { title: 'Upstream token unavailable', detail: 'try again in a minute', request_id: 'req-1' }, { 'Retry-After': '60' })];
+  it('does not retry when Retry-After is longer than 10 s; the visitor reads the message for the reason', async () => {
+    plan = [
+      problemJson(
+        503,
+        { reason: 'token-endpoint-unavailable', title: 'Upstream token endpoint unavailable', detail: 'the token endpoint answered 503', request_id: 'req-1' },
+        { 'Retry-After': '60' },
+      ),
+    ];
     expect(await submit()).toEqual({ type: 'injector:error', status: 503 });
     expect(hits).toHaveLength(1);
-    const alert = await page.getByRole('alert').textContent();
-    expect(alert).toContain('try again in a minute');
-    expect(alert).toContain('Reference: req-1');
+    const alert = page.getByRole('alert');
+    expect(await alert.textContent()).toContain('The service is unavailable. Please try again later.');
+    expect(await alert.textContent()).toContain('Reference: req-1');
+    expect(await alert.getAttribute('data-injector-reason')).toBe('token-endpoint-unavailable');
+  });
+
+  it('does not retry an API’s own problem+json 503: the API was called, and a retry could run it twice', async () => {
+    plan = [apiProblemJson(503, { title: 'Maintenance', detail: 'back at noon' }, { 'Retry-After': '1' }), json(200, {})];
+    expect(await submit()).toEqual({ type: 'injector:error', status: 503 });
+    expect(hits).toHaveLength(1);
+    expect(await page.getByRole('alert').textContent()).toContain('back at noon');
+    expect(await page.getByRole('alert').getAttribute('data-injector-reason')).toBeNull();
+  });
+
+  it('gives up after data-injector-timeout seconds and says the service took too long', async () => {
+    plan = [hang];
+    await page.evaluate(() => document.getElementById('post')!.setAttribute('data-injector-timeout', '1'));
+    expect(await submit()).toEqual({ type: 'injector:error', status: 0 });
+    expect(await page.getByRole('alert').textContent()).toMatch(/took too long/);
   });
 
   it('retries a GET after a network error', async () => {
@@ -186,6 +221,7 @@ describe('errors and events', () => {
   it('maps problem errors to fields, lists the ones with no field, and clears them on the next submit', async () => {
     plan = [
       problemJson(422, {
+        reason: 'invalid-submission',
         title: 'Invalid submission',
         errors: [
           { field: 'tasks_text', message: 'is longer than 500 characters' },
@@ -214,7 +250,7 @@ describe('errors and events', () => {
   });
 
   it('lets the page render a result or an error itself with preventDefault()', async () => {
-    plan = [json(200, { n: 1 }), problemJson(403, { title: 'Origin not allowed' })];
+    plan = [json(200, { n: 1 }), problemJson(403, { reason: 'origin-not-allowed', title: 'Origin not allowed' })];
     await page.evaluate(() => {
       const form = document.getElementById('post')!;
       const out = form.querySelector('[data-injector-output]')!;
@@ -230,6 +266,6 @@ describe('errors and events', () => {
     await submit();
     expect(await page.locator('#post [data-injector-output]').textContent()).toBe('custom result {"n":1}');
     await submit();
-    expect(await page.locator('#post [data-injector-output]').textContent()).toBe('custom error Origin not allowed');
+    expect(await page.locator('#post [data-injector-output]').textContent()).toBe('custom error This page may not use the service.');
   });
 });

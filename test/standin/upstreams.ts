@@ -14,6 +14,8 @@
  */
 import { EGRESS_LISTED_HOSTS, SECRETS } from '../fixtures/config.ts';
 
+import { encodeToken, type TokenEncoding } from './encodings.ts';
+
 export interface Hit {
   host: string;
   method: string;
@@ -23,6 +25,8 @@ export interface Hit {
   body: string;
   /** The whole URL asked for (scheme, host, port, path, query). */
   url: string;
+  /** The body's exact bytes, base64 (for bodies that are not UTF-8 text). */
+  bodyBase64?: string;
 }
 
 /** How a host's token endpoint answers. */
@@ -76,6 +80,8 @@ export interface ApiBehaviour {
   reflectHeaders?: boolean;
   /** Paths answered with this status whatever the token (a permission error, an unknown path). */
   denyPaths?: Record<string, number>;
+  /** Shape of an accepted call's answer: encodings, trickles, echoed tokens… (the block at the end). */
+  answer?: AnswerShape;
 }
 
 /** A request that reached a stand-in egress. */
@@ -134,10 +140,11 @@ export async function standIn(request: Request): Promise<Response> {
   if (url.hostname === 'control.standin') return control(url, request);
   if (/^egress[\w-]*\.test$/.test(url.hostname)) return egressOrigin(request, url);
 
-  const body = await request.text();
+  const bytes = Buffer.from(await request.arrayBuffer());
+  const body = bytes.toString('utf8');
   const headers: Record<string, string> = {};
   request.headers.forEach((v, k) => (headers[k] = v));
-  hits.push({ host: url.hostname, method: request.method, path: url.pathname, search: url.search, headers, body, url: request.url });
+  hits.push({ host: url.hostname, method: request.method, path: url.pathname, search: url.search, headers, body, url: request.url, bodyBase64: bytes.toString('base64') });
   const h = host(url.hostname);
   return isTokenPath(url.pathname) ? tokenAnswer(url.hostname, h) : apiAnswer(h, request, body, url);
 }
@@ -227,6 +234,7 @@ async function apiAnswer(h: HostState, request: Request, body: string, url: URL)
   const presented = [...request.headers.values()].join('\n');
   const live = h.issued.some((t) => !h.revoked.has(t) && presented.includes(t));
   if (!live) return reject();
+  if (a.answer !== undefined) return shapedAnswer(a.answer, request, h.issued.find((t) => presented.includes(t))!);
   if (a.reflectHeaders) {
     const echo: Record<string, string> = {};
     request.headers.forEach((v, k) => (echo[k] = v));
@@ -287,4 +295,99 @@ async function control(url: URL, request: Request): Promise<Response> {
     default:
       return json({ error: 'unknown control path' }, 404);
   }
+}
+
+// ---- Gateway answer shapes (issue 9): what a real or hostile API may send back ------------------
+
+/** How an accepted API call is answered, instead of the echo. */
+export interface AnswerShape {
+  status?: number;
+  headers?: Record<string, string>;
+  /** The body; `{token:ENCODING}` is replaced by the presented token in that encoding (encodings.ts). */
+  body?: string;
+  /** The body's exact bytes instead (base64), e.g. a windows-1252 text. */
+  bodyBase64?: string;
+  /** Content-Encoding of the answer, the body encoded so (gzip, x-gzip, deflate, br, zstd; other labels: the body as is). */
+  encoding?: string;
+  /** A gzip bomb instead of `body`: this many bytes of JSON-like filler, gzip-encoded (about 1000:1). */
+  bombBytes?: number;
+  /** Send the body in pieces of these byte lengths (the rest in one last piece). */
+  split?: number[];
+  /** Send the headers and the first `afterBytes` at once, then hold the rest back `ms` (a stalled body). */
+  stall?: { afterBytes: number; ms: number };
+  /** Conditional GET: 304 without a body when If-None-Match carries this ETag; else the answer with it. */
+  etag?: string;
+}
+
+/** The part of Node's zlib used here, loaded where the stand-in runs (Node) without making this file Node-only for the workerd type check. */
+interface Zlib {
+  gzipSync(b: Uint8Array, o?: { level: number }): Uint8Array;
+  brotliCompressSync(b: Uint8Array): Uint8Array;
+  zstdCompressSync?(b: Uint8Array): Uint8Array;
+}
+const zlib = (globalThis as unknown as { process: { getBuiltinModule(id: string): unknown } }).process.getBuiltinModule('node:zlib') as Zlib;
+
+const bombs = new Map<number, Uint8Array>();
+
+/** A gzip of `bytes` bytes of JSON-like filler (built once per size; 200 MB compresses to about 200 KB). */
+function gzipBomb(bytes: number): Uint8Array {
+  let bomb = bombs.get(bytes);
+  if (bomb === undefined) {
+    bomb = zlib.gzipSync(Buffer.alloc(bytes, `{"filler":"${'x'.repeat(1000)}"},`), { level: 9 });
+    bombs.set(bytes, bomb);
+  }
+  return bomb;
+}
+
+/**
+ * The body as it must leave the stand-in so that the Worker's `fetch` receives it encoded once, as
+ * from a real server. Miniflare hands an outbound answer to the Worker through a Response of its
+ * own, which workerd encodes again for the codings it can produce (gzip, x-gzip, deflate, br) after
+ * decoding the ones it reads (gzip, br). So gzip and br leave encoded; deflate and x-gzip leave plain
+ * and are encoded on the way; anything else (zstd, unknown labels) passes as it leaves.
+ */
+function wireBody(bytes: Uint8Array, coding: string | undefined): Uint8Array {
+  switch (coding) {
+    case 'gzip':
+      return zlib.gzipSync(bytes);
+    case 'br':
+      return zlib.brotliCompressSync(bytes);
+    case 'zstd':
+      return zlib.zstdCompressSync!(bytes);
+    default:
+      return bytes;
+  }
+}
+
+function shapedAnswer(shape: AnswerShape, request: Request, token: string): Response {
+  const headers: Record<string, string> = { 'Content-Type': 'application/json', ...shape.headers };
+  if (shape.etag !== undefined) {
+    headers.ETag = shape.etag;
+    if (request.headers.get('If-None-Match') === shape.etag) return new Response(null, { status: 304, headers: { ETag: shape.etag } });
+  }
+  let wire: Uint8Array;
+  if (shape.bombBytes !== undefined) {
+    wire = gzipBomb(shape.bombBytes);
+    headers['Content-Encoding'] = 'gzip';
+  } else {
+    const text = (shape.body ?? '').replace(/\{token:([a-z0-9-]+)\}/g, (_, enc: string) => encodeToken(token, enc as TokenEncoding));
+    wire = wireBody(shape.bodyBase64 !== undefined ? Buffer.from(shape.bodyBase64, 'base64') : Buffer.from(text), shape.encoding);
+    if (shape.encoding !== undefined) headers['Content-Encoding'] = shape.encoding;
+  }
+  const status = shape.status ?? 200;
+  if (shape.split === undefined && shape.stall === undefined) return new Response(new Uint8Array(wire), { status, headers });
+  const pieces: Uint8Array[] = [];
+  let at = 0;
+  for (const n of shape.split ?? [shape.stall!.afterBytes]) pieces.push(wire.subarray(at, (at += n)));
+  pieces.push(wire.subarray(at));
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = pieces.shift();
+      if (next === undefined) return controller.close();
+      // A stall holds back the last piece: the rest of the body.
+      if (shape.stall !== undefined && pieces.length === 0) await sleep(shape.stall.ms);
+      controller.enqueue(new Uint8Array(next));
+    },
+  });
+  return new Response(stream, { status, headers });
 }

@@ -1,9 +1,9 @@
 /** Config is validated at start: a bad key makes every request a 500 that names it (issue 2). */
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../../src/config';
 import worker from '../../src/index';
-import { SECRETS } from '../fixtures/config';
+import { SECRETS, UPSTREAMS } from '../fixtures/config';
 import { configIssues } from '../helpers';
 
 const good = { api_origin: 'https://api.example', token_url: 'https://auth.example/token', client_id: 'c', client_secret_from: 'TEST_CLIENT_SECRET' };
@@ -65,37 +65,127 @@ describe('config validation', () => {
     expect(c.upstreams.b!.token_budget).toEqual({ max_requests: 1, window_seconds: 3600 });
   });
 
-  it('a Worker with a bad config answers every request with a 500 problem that names the key', async () => {
+  /** The Worker's answer to one request under `vars`, and what it logged meanwhile. */
+  async function answerWith(vars: object, request: Request): Promise<{ res: Response; text: string; logged: string }> {
+    const error = vi.spyOn(console, 'error');
+    const before = error.mock.calls.length;
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(request, vars as typeof env, ctx);
+    await waitOnExecutionContext(ctx);
+    return { res, text: await res.text(), logged: error.mock.calls.slice(before).map((c) => c.join(' ')).join('\n') };
+  }
+
+  it('a Worker with a bad config answers every request with an anonymous 500; the key goes to the log', async () => {
     const bad = { ...env, UPSTREAMS: { a: { ...good, token_url: 'ftp://nope' } } };
     for (const path of ['/', '/t/basic', '/anything']) {
-      const ctx = createExecutionContext();
-      const res = await worker.fetch(new Request(`https://injector.example${path}`, { method: 'POST' }), bad, ctx);
-      await waitOnExecutionContext(ctx);
+      const { res, text, logged } = await answerWith(bad, new Request(`https://injector.example${path}`, { method: 'POST' }));
       expect(res.status).toBe(500);
       expect(res.headers.get('Content-Type')).toContain('application/problem+json');
-      const body = (await res.json()) as { detail: string };
-      expect(body.detail).toContain('UPSTREAMS.a.token_url');
+      const body = JSON.parse(text) as { type: string; reason: string; detail: string; request_id: string };
+      expect(body).toMatchObject({ type: 'urn:edge-token-injector:problem:invalid-configuration', reason: 'invalid-configuration' });
+      expect(body.detail).toMatch(/misconfigured/);
+      expect(text).not.toContain('UPSTREAMS');
+      expect(text).not.toContain('token_url');
+      // The operator finds the key in the log, under the request id the caller was given.
+      expect(logged).toContain('UPSTREAMS.a.token_url');
+      expect(logged).toContain(body.request_id);
     }
   });
 
-  it('an egress binding that is not bound is named at start', async () => {
+  it('an egress binding that is not bound is named at start (in the log)', async () => {
     const unbound = { ...env, UPSTREAMS: { a: { ...good, egress: { mode: 'binding', binding: 'NO_SUCH_BINDING' } } }, ROUTES: {} };
-    const ctx = createExecutionContext();
-    const res = await worker.fetch(new Request('https://injector.example/anything'), unbound, ctx);
-    await waitOnExecutionContext(ctx);
+    const { res, text, logged } = await answerWith(unbound, new Request('https://injector.example/anything'));
     expect(res.status).toBe(500);
-    const text = await res.text();
-    expect(text, text).toContain('UPSTREAMS.a.egress.binding: no service binding named \\"NO_SUCH_BINDING\\"');
+    expect(text).not.toContain('NO_SUCH_BINDING');
+    expect(logged).toContain('UPSTREAMS.a.egress.binding: no service binding named \\"NO_SUCH_BINDING\\"');
   });
 
-  it('a missing Worker secret is named by its key and secret name, and no secret value is shown', async () => {
+  it('a missing Worker secret is named by its key and secret name in the log, and no secret value is shown anywhere', async () => {
     const missing = { ...env, UPSTREAMS: { a: { ...good, client_secret_from: 'NOT_SET_ANYWHERE' } }, ROUTES: { r: { path: '/r', upstream: 'a', target: '/y', allowed_origins: ['https://forms.example.org'] } } };
-    const ctx = createExecutionContext();
-    const res = await worker.fetch(new Request('https://injector.example/r', { method: 'POST', headers: { Origin: 'https://forms.example.org', 'Content-Type': 'application/json' }, body: '{}' }), missing, ctx);
-    await waitOnExecutionContext(ctx);
+    const { res, text, logged } = await answerWith(
+      missing,
+      new Request('https://injector.example/r', { method: 'POST', headers: { Origin: 'https://forms.example.org', 'Content-Type': 'application/json' }, body: '{}' }),
+    );
     expect(res.status).toBe(500);
-    const text = await res.text();
-    expect(text).toContain('UPSTREAMS.a.client_secret_from: Worker secret \\"NOT_SET_ANYWHERE\\" is not set');
-    for (const s of Object.values(SECRETS)) expect(text).not.toContain(s);
+    expect(text).not.toContain('NOT_SET_ANYWHERE');
+    expect(logged).toContain('UPSTREAMS.a.client_secret_from: Worker secret \\"NOT_SET_ANYWHERE\\" is not set');
+    for (const s of Object.values(SECRETS)) {
+      expect(text).not.toContain(s);
+      expect(logged).not.toContain(s);
+    }
   });
 });
+
+describe('route config that validation refuses (issue 9), each naming the key', () => {
+  const FORMS = 'https://forms.example.org';
+  const r = (extra: Record<string, unknown> = {}) => ({ path: '/x', upstream: 'a', target: '/y', allowed_origins: [FORMS], ...extra });
+  const routes = (ROUTES: Record<string, unknown>) => issues({ UPSTREAMS: { a: good }, ROUTES });
+
+  it.each([
+    ['two routes with the same path and method', { one: r({ methods: ['GET', 'POST'] }), two: r({ methods: ['POST'] }) }, ['ROUTES.two.methods: POST /x is also route one']],
+    [
+      'a specific path shadowed by a param path with another method',
+      { item: r({ path: '/items/:id', methods: ['GET'] }), special: r({ path: '/items/export', methods: ['POST'] }) },
+      ['ROUTES.special.path: /items/export and route item (/items/:id) match the same requests with different methods; give them the same methods and origins, or distinct paths'],
+    ],
+    [
+      'a specific path shadowed by a param path with other origins',
+      { item: r({ path: '/items/:id' }), special: r({ path: '/items/export', allowed_origins: ['https://other.example'] }) },
+      ['ROUTES.special.path: /items/export and route item (/items/:id) match the same requests with different origins; give them the same methods and origins, or distinct paths'],
+    ],
+    ['a . segment in target', { t: r({ target: '/v1/./items' }) }, ['ROUTES.t.target: must not contain . or .. segments']],
+    ['a .. segment in target', { t: r({ target: '/v1/items/..' }) }, ['ROUTES.t.target: must not contain . or .. segments']],
+    ['an empty scope', { s: r({ scope: '' }) }, ["ROUTES.s.scope: must name at least one scope (leave scope out to use the upstream's)"]],
+    ['a blank scope', { s: r({ scope: '   ' }) }, ["ROUTES.s.scope: must name at least one scope (leave scope out to use the upstream's)"]],
+    ['userinfo in redirect', { u: r({ redirect: `https://user:pw@forms.example.org/thanks` }) }, ['ROUTES.u.redirect: must not contain user:password@ (userinfo)']],
+    ['userinfo in error_redirect', { u: r({ redirect: `${FORMS}/ok`, error_redirect: 'https://x@forms.example.org/ko' }) }, ['ROUTES.u.error_redirect: must not contain user:password@ (userinfo)']],
+    [
+      'a wildcard in an origin',
+      { w: r({ allowed_origins: ['https://*.example.org'] }) },
+      ['ROUTES.w.allowed_origins: "https://*.example.org" has a wildcard: list exact origins (or allow_any_origin = true)'],
+    ],
+    ['a query pattern that does not compile', { q: r({ query: { page: { pattern: '[0-9' } } }) }, ['ROUTES.q.query.page.pattern: is not a valid regular expression']],
+    ['an opaque type the Worker parses itself', { o: r({ opaque_types: ['application/json'] }) }, ['ROUTES.o.opaque_types.0: JSON and form bodies are read by the Worker, not passed as opaque']],
+    ['an opaque type with a wildcard', { o: r({ opaque_types: ['text/*'] }) }, ['ROUTES.o.opaque_types.0: media types: lower-case type/subtype, no parameters, no wildcards']],
+  ])('%s', (_, ROUTES, expected) => {
+    expect(routes(ROUTES)).toEqual(expected);
+  });
+
+  it('accepted: the same path with other methods, overlapping paths that agree, and the route keys of issue 9', () => {
+    expect(
+      routes({
+        read: r({ path: '/items/:id', methods: ['GET'] }),
+        write: r({ path: '/items/:id', methods: ['PUT', 'DELETE'], body: 'optional' }),
+        item: r({ path: '/things/:id', methods: ['GET'] }),
+        special: r({ path: '/things/export', methods: ['GET'] }),
+        search: r({ path: '/search', methods: ['GET'], query: ['q', 'page'] }),
+        upload: r({ path: '/upload', opaque_types: ['text/csv'], max_answer_bytes: 65536, active_content: 'refuse' }),
+        lists: r({ path: '/lists', form: { fields: { tag: { path: 'tags', list: true } } } }),
+        scoped: r({ path: '/scoped', scope: 'read write' }),
+      }),
+    ).toEqual([]);
+  });
+
+  it('the specific of two agreeing overlapping routes answers for itself, whatever the config order', async () => {
+    const vars = {
+      ...env,
+      // The fixture's own upstream: the TokenStore runs the fixture config, and a store refuses a
+      // caller whose credential set differs from its own (a deploy under way).
+      UPSTREAMS: { gwcheck: UPSTREAMS.gwcheck },
+      ROUTES: {
+        item: { path: '/ov/:id', methods: ['GET'], upstream: 'gwcheck', target: '/v1/items/{id}', allowed_origins: [FORMS] },
+        special: { path: '/ov/special', methods: ['GET'], upstream: 'gwcheck', target: '/v1/special', allowed_origins: [FORMS] },
+      },
+    };
+    const { res, text } = await answerWithVars(vars, new Request('https://injector.example/ov/special', { headers: { Origin: FORMS } }));
+    expect(res.status, text).toBe(200);
+    expect((JSON.parse(text) as { path: string }).path).toBe('/v1/special');
+  });
+});
+
+async function answerWithVars(vars: object, request: Request): Promise<{ res: Response; text: string }> {
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(request, vars as typeof env, ctx);
+  await waitOnExecutionContext(ctx);
+  return { res, text: await res.text() };
+}

@@ -62,17 +62,52 @@ describe('GET /result (DEMO_PAGES)', () => {
     expect(res.text).not.toContain('<Engineer>');
   });
 
-  it('reports a failure with its reason, escaped', async () => {
-    const res = await call('/result?status=error&code=422&reason=%3Cimg%20src%3Dx%3EInvalid&request_id=abc', { origin: null });
+  it('reports a failure by its reason slug, in the page’s own words', async () => {
+    const id = '0b5e1a8e-9c1f-4a57-8a43-1d3f2a1c9e77';
+    const res = await call(`/result?status=error&code=422&reason=invalid-submission&request_id=${id}`, { origin: null });
     expect(res.status).toBe(200);
     expect(res.text).toContain('role="alert"');
-    expect(res.text).toContain('&lt;img src=x&gt;Invalid');
-    expect(res.text).toContain('422');
+    expect(res.text).toContain('Invalid submission');
+    expect(res.text).toContain('(status 422)');
+    expect(res.text).toContain(`Reference: <code>${id}</code>`);
   });
 
-  it('says so when nothing was coded, and survives a garbage result', async () => {
-    const res = await call('/result?status=ok&code=200&result=%%%not-base64', { origin: null });
+  it('shows no free text taken from the URL: an unknown reason, an odd code or request id are left out', async () => {
+    const res = await call('/result?status=error&code=4%3Cb%3E&reason=%3Cimg%20src%3Dx%3ECall%20us&request_id=call-0800-SCAM', { origin: null });
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('The submission was not coded.');
+    expect(res.text).not.toMatch(/img|Call us|SCAM|4&lt;b|Reference/);
+  });
+
+  it('says so when nothing was coded', async () => {
+    const res = await call(`/result?status=ok&code=200&result=${b64url(JSON.stringify({ ...answer, result: [] }))}`, { origin: null });
     expect(res.status).toBe(200);
     expect(res.text).toContain('No code found');
+  });
+
+  it('never answers 500 on a hand-made result: each wrong shape gets a neutral message', async () => {
+    const shapes: unknown[] = [
+      { result: [null] },
+      { result: [{ codeCategory: '261312', codeLabel: { html: '<b>' } }] },
+      { result: [{ codeCategory: '<script>', codeLabel: 'x' }] },
+      { result: [{ codeCategory: '1', codeLabel: 'x', codeConfidence: 'high' }] },
+      { result: [{ codeCategory: '1', codeLabel: 'x'.repeat(201) }] },
+      { result: 'all of them' },
+      { result: Array.from({ length: 21 }, () => ({ codeCategory: '1', codeLabel: 'x' })) },
+      null,
+      [1, 2],
+      'text',
+    ];
+    for (const shape of shapes) {
+      const res = await call(`/result?status=ok&code=200&result=${b64url(JSON.stringify(shape))}`, { origin: null });
+      expect(res.status, JSON.stringify(shape)).toBe(200);
+      expect(res.text).toContain('This result could not be shown.');
+      expect(res.text).not.toMatch(/<script>|<b>|all of them|high/);
+    }
+    for (const raw of ['%%%not-base64', '!!!', b64url('{"result": [')]) {
+      const res = await call(`/result?status=ok&code=200&result=${raw}`, { origin: null });
+      expect(res.status, raw).toBe(200);
+      expect(res.text).toContain('This result could not be shown.');
+    }
   });
 });

@@ -53,17 +53,21 @@ describe('request headers', () => {
     const sent = api[0]!.headers;
     const tokens = await issuedTokens('gwheaders');
     expect(sent.authorization).toBe(`Bearer ${tokens.at(-1)}`);
-    // What workerd itself adds on the way out (host, content-length, cf-worker) is not forwarded.
-    expect(Object.keys(sent).sort()).toEqual(['accept', 'accept-language', 'authorization', 'cf-worker', 'content-language', 'content-length', 'content-type', 'host']);
-    expect(sent['content-type']).toBe('application/json');
+    // What workerd itself adds on the way out (host, content-length, cf-worker) is not forwarded;
+    // the API is asked only for the content codings the Worker decodes.
+    expect(Object.keys(sent).sort()).toEqual(['accept', 'accept-encoding', 'accept-language', 'authorization', 'cf-worker', 'content-language', 'content-length', 'content-type', 'host']);
+    expect(sent['accept-encoding']).toBe('gzip, deflate');
+    expect(sent['content-type']).toBe('application/json; charset=utf-8'); // as the client sent it
     expect(sent.accept).toBe('application/json');
     expect(sent['accept-language']).toBe('en-AU');
     expect(JSON.stringify(sent)).not.toMatch(/client-supplied|client-cookie|203\.0\.113\.9|evil\.example|client-key|Y2xpZW50|FormBrowser|form\.html/);
   });
 
-  it('the query string is not forwarded', async () => {
-    const { api } = await counted('gwheaders', () => call('/gwheaders/items/a1?debug=1&url=https://evil.example.com/'));
-    expect(api.map((h) => [h.path, h.search])).toEqual([['/v1/items/a1', '']]);
+  it('a query the route does not take is refused, not dropped, and reaches nothing', async () => {
+    const { result: res, api } = await counted('gwheaders', () => call('/gwheaders/items/a1?debug=1&url=https://evil.example.com/'));
+    const p = expectProblem(res, 400, /debug is not a query parameter of this route.*this route takes no query parameters/, 'query-not-allowed');
+    expect(p.errors?.map((e) => e.field)).toEqual(['debug', 'url']);
+    expect(api).toHaveLength(0);
   });
 });
 
@@ -133,7 +137,7 @@ describe('token rejected', () => {
     await setApi('gwtwice', { rejectNext: 2 });
     const { result: res, token, api } = await counted('gwtwice', () => post('/gwtwice/items/a1', { name: 'n' }));
     expectProblem(res, 502, /answered 401 to a token it had just been given; not retrying again/);
-    expect(res.json()).toMatchObject({ title: 'Upstream rejected a fresh token' });
+    expect(res.json()).toMatchObject({ title: 'Upstream rejected a fresh token', reason: 'fresh-token-rejected' });
     expect(api).toHaveLength(2);
     expect(token).toHaveLength(1);
   });
@@ -223,7 +227,7 @@ describe('upstream errors and outages', () => {
     try {
       const started = Date.now();
       const res = await call('/gwslow/items/a1');
-      expectProblem(res, 504, /did not answer within 200 ms/);
+      expectProblem(res, 504, /did not answer within 200 ms/, 'upstream-timeout');
       expect(Date.now() - started).toBeLessThan(1400);
     } finally {
       await setApi('gwslow', {});
@@ -244,13 +248,13 @@ describe('upstream errors and outages', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(ProblemError);
-    expect((err as ProblemError).problem).toMatchObject({ status: 502, title: 'Upstream unreachable', detail: 'the API could not be reached' });
+    expect((err as ProblemError).problem).toMatchObject({ status: 502, reason: 'upstream-unreachable', title: 'Upstream unreachable', detail: 'the API could not be reached' });
   });
 
   it('no token to be had → the Worker’s own problem with a request id, no API call', async () => {
     await setToken('gwnotoken', { status: 401, body: '{"error":"invalid_client","error_description":"bad secret p@ss:w/rd+%"}' });
     const { result: res, api } = await counted('gwnotoken', () => call('/gwnotoken/items/a1'));
-    const p = expectProblem(res, 502);
+    const p = expectProblem(res, 502, undefined, 'credentials-refused');
     expect(p.title).toBe('Upstream refused the credentials');
     expect(api).toHaveLength(0);
   });

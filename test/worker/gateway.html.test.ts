@@ -57,13 +57,13 @@ describe('plain HTML form flow', () => {
     const res = await call('/gwhtml/code/occp', formBody({ tasks_text: 'Bread' }, { headers: browser }));
     const { page: to, query } = redirectOf(res);
     expect(to).toBe(page(SORRY_URL));
-    expect(query).toMatchObject({ form: 'code', status: 'error', code: '422', reason: 'Invalid submission' });
+    expect(query).toMatchObject({ form: 'code', status: 'error', code: '422', reason: 'invalid-submission' });
     expect((await apiHits(HOST)).length).toBe(before);
   });
 
   it('oversized form → 303 to the error URL with 413', async () => {
     const res = await call('/gwhtml/code/occp', formBody({ occp_text: 'x'.repeat(5000) }, { headers: browser }));
-    expect(redirectOf(res).query).toMatchObject({ status: 'error', code: '413', reason: 'Body too large' });
+    expect(redirectOf(res).query).toMatchObject({ status: 'error', code: '413', reason: 'body-too-large' });
   });
 
   it('bad param → 303 to the error URL with 404', async () => {
@@ -87,7 +87,7 @@ describe('plain HTML form flow', () => {
   it('a token rejected twice → 303 to the error URL with 502', async () => {
     await setApi(HOST, { rejectNext: 2 });
     const res = await call('/gwhtml/code/occp', formBody({ occp_text: 'Baker' }, { headers: browser }));
-    expect(redirectOf(res).query).toMatchObject({ status: 'error', code: '502', reason: 'Upstream rejected a fresh token' });
+    expect(redirectOf(res).query).toMatchObject({ status: 'error', code: '502', reason: 'fresh-token-rejected' });
   });
 
   it('a JSON client on the same route gets JSON, success and failure', async () => {

@@ -2,7 +2,7 @@
  * Gateway: bad inputs. Each gets its status and a problem+json body that says what was wrong, and
  * none of them reaches the upstream. Also CORS: preflight, disallowed origins, no-Origin requests.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ORIGIN, OTHER_ORIGIN } from '../fixtures/config';
 import { PARTNER_ORIGIN, SELF_ORIGIN } from '../fixtures/gateway';
 import { apiHits, call, post, type Answer } from '../helpers';
@@ -288,7 +288,9 @@ describe('CORS', () => {
     expect(res.text).toBe('');
     expect(res.headers.get('Access-Control-Allow-Origin')).toBe(ORIGIN);
     expect(res.headers.get('Access-Control-Allow-Methods')).toBe('GET,POST,PUT');
-    expect(res.headers.get('Access-Control-Allow-Headers')).toBe('Content-Type,Accept,Accept-Language');
+    expect(res.headers.get('Access-Control-Allow-Headers')).toBe(
+      'Content-Type,Accept,Accept-Language,Content-Language,If-None-Match,If-Match,If-Modified-Since,If-Unmodified-Since',
+    );
     expect(res.headers.get('Access-Control-Allow-Credentials')).toBeNull();
     expect(res.headers.get('Access-Control-Max-Age')).toBe('600');
     expect(res.headers.get('Vary')).toMatch(/\bOrigin\b/);
@@ -325,5 +327,35 @@ describe('CORS', () => {
       expect(res.headers.get('Access-Control-Allow-Origin'), `${path} ${res.status}`).toBe(ORIGIN);
       expect(res.headers.get('Vary'), `${path} ${res.status}`).toMatch(/\bOrigin\b/);
     }
+  });
+});
+
+describe('request ids', () => {
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+  it('the Worker’s own id, never the client’s X-Request-Id, which is only logged beside it', async () => {
+    const log = vi.spyOn(console, 'log');
+    const before = log.mock.calls.length;
+    const ok = await post('/gwcheck/code/occp', goodCode, { headers: { 'X-Request-Id': 'client-chosen-1' } });
+    expect(ok.status, ok.text).toBe(200);
+    const id = ok.headers.get('X-Request-Id')!;
+    expect(id).toMatch(UUID);
+    const refused = await noUpstream(() => post('/gwcheck/code/occp', {}, { headers: { 'X-Request-Id': 'client-chosen-2' } }));
+    const p = expectProblem(refused, 422);
+    expect(p.request_id).toMatch(UUID);
+    expect(p.request_id).not.toBe(id);
+    const lines = log.mock.calls.slice(before).map((c) => String(c[0]));
+    expect(lines).toContain(JSON.stringify({ event: 'client_request_id', request_id: id, client_request_id: 'client-chosen-1' }));
+    expect(lines).toContain(JSON.stringify({ event: 'client_request_id', request_id: p.request_id, client_request_id: 'client-chosen-2' }));
+  });
+
+  it('a client id that is not printable or too long is logged as such, not as sent', async () => {
+    const log = vi.spyOn(console, 'log');
+    const before = log.mock.calls.length;
+    const res = await post('/gwcheck/code/occp', goodCode, { headers: { 'X-Request-Id': 'x'.repeat(129) } });
+    expect(res.headers.get('X-Request-Id')).toMatch(UUID);
+    const line = log.mock.calls.slice(before).map((c) => String(c[0])).find((l) => l.includes('client_request_id'));
+    expect(line).toContain('(unprintable or too long)');
+    expect(line).not.toContain('x'.repeat(129));
   });
 });

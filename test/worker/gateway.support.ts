@@ -6,6 +6,7 @@ import type { Answer } from '../helpers';
 
 export interface ProblemBody {
   type: string;
+  reason: string;
   title: string;
   status: number;
   detail?: string;
@@ -14,13 +15,16 @@ export interface ProblemBody {
   errors?: Array<{ field: string; message: string }>;
 }
 
-/** Assert an RFC 9457 problem answer with this status whose detail matches `detail`. */
-export function expectProblem(res: Answer, status: number, detail?: RegExp): ProblemBody {
+/** Assert an RFC 9457 problem answer with this status whose detail matches `detail`; `reason`, when given, is its slug. */
+export function expectProblem(res: Answer, status: number, detail?: RegExp, reason?: string): ProblemBody {
   expect(res.status, res.text).toBe(status);
   expect(res.headers.get('Content-Type')).toMatch(/^application\/problem\+json/);
   expect(res.headers.get('Cache-Control')).toBe('no-store');
   const p = res.json() as ProblemBody;
-  expect(p).toMatchObject({ type: 'about:blank', status, title: expect.any(String), detail: expect.any(String), request_id: expect.any(String) });
+  expect(p).toMatchObject({ status, title: expect.any(String), reason: expect.stringMatching(/^[a-z]+(-[a-z]+)*$/), detail: expect.any(String), request_id: expect.any(String) });
+  // A stable type per reason: the documented URN, never about:blank.
+  expect(p.type).toBe(`urn:edge-token-injector:problem:${p.reason}`);
+  if (reason !== undefined) expect(p.reason).toBe(reason);
   expect(p.instance).toBe(`urn:request:${p.request_id}`);
   expect(res.headers.get('X-Request-Id')).toBe(p.request_id);
   if (detail !== undefined) expect(p.detail).toMatch(detail);

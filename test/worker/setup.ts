@@ -5,6 +5,7 @@
 import { afterEach, beforeEach, expect, vi } from 'vitest';
 import { SECRETS } from '../fixtures/config';
 import { issuedTokens } from '../helpers';
+import { decodedViews, revealed } from '../standin/encodings';
 import { capturedLines as lines } from './log-capture';
 
 beforeEach(() => {
@@ -20,7 +21,9 @@ beforeEach(() => {
 
 afterEach(async () => {
   vi.restoreAllMocks();
-  const sensitive = [...Object.values(SECRETS), ...(await issuedTokens())];
+  const tokens = await issuedTokens();
   const text = lines.join('\n');
-  for (const s of sensitive) expect(text, 'a secret or token reached a log line').not.toContain(s);
+  for (const s of [...Object.values(SECRETS), ...tokens]) expect(text, 'a secret or token reached a log line').not.toContain(s);
+  const views = decodedViews(text);
+  for (const t of tokens) expect(revealed(views, t), 'an encoded token reached a log line').toBe(false);
 });

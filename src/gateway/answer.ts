@@ -1,0 +1,263 @@
+/**
+ * @module The API's answer, made safe for the browser: bounded, decoded, redacted, inert.
+ *
+ * Status and body pass through (errors too), with allowlisted headers and `Cache-Control:
+ * no-store`. The body is never buffered past `BUFFERED_ANSWER_BYTES` of *decoded* bytes: an answer
+ * that ends within that is read whole (so a stall there is still a 504 and the token is cut out in
+ * one pass); a longer one streams, holding back only what the redactor may still need, and is cut
+ * off at the route's `max_answer_bytes`. Content codings are decoded here (gzip, deflate), never
+ * passed on; others are a 502. The token is cut out in every spelling (redact.ts), and a header
+ * carrying it is dropped. `Location` and `Content-Location` come back only rewritten onto a public
+ * route. Every answer carries a CSP sandbox, so HTML or SVG from the API never runs as a page of
+ * the Worker's origin (or, per route, is refused).
+ */
+import { concatBytes } from '../bytes';
+import { problem, ProblemError } from '../problem';
+import { redactorFor, type RedactingCursor, type Redactor } from '../redact';
+
+/** Response headers the API may pass back to the browser (no Set-Cookie, no auth challenges). */
+export const FORWARDED_RESPONSE_HEADERS = [
+  'content-type',
+  'content-language',
+  'content-disposition',
+  'retry-after',
+  'etag',
+  'last-modified',
+  'location',
+  'content-location',
+] as const;
+
+/** Most decoded bytes of an answer read before the Worker answers the browser (the README promises 64 KiB). */
+export const BUFFERED_ANSWER_BYTES = 64 * 1024;
+
+/** Served with every API answer: a page the API sends can neither run script nor load anything. */
+export const ANSWER_CSP = "sandbox; default-src 'none'";
+
+/** Media types a browser would render as an active document. */
+const ACTIVE = /^(text\/html|application\/xhtml\+xml|image\/svg\+xml|text\/xml|application\/xml|text\/xsl|[a-z0-9.-]+\/[a-z0-9.+-]*\+xml|multipart\/x-mixed-replace)$/;
+
+/** Observes the answer's memory use (tests assert it is bounded). */
+export interface AnswerMeter {
+  /** Decoded bytes read from the API. */
+  decodedBytes: number;
+  /** Largest decoded piece read at once. */
+  maxChunkBytes: number;
+  /** Most decoded bytes the Worker held at one time (buffered answer, or pieces in flight plus the redactor's hold-back). */
+  maxHeldBytes: number;
+}
+
+/** How one route's answers are handled (decided once per route, except the rewriter's origin). */
+export interface AnswerOptions {
+  /** Decoded bytes after which a streamed answer is cut off (the browser sees a broken stream). */
+  maxAnswerBytes: number;
+  /** `sandbox`: active content gets the CSP sandbox like everything else; `refuse`: a 502 instead. */
+  activeContent: 'sandbox' | 'refuse';
+  /** The public URL for an API URL (`Location`), or undefined to drop the header. */
+  rewriteLocation?: (apiUrl: URL) => string | undefined;
+  meter?: AnswerMeter;
+}
+
+/** For callers with no route at hand: 10 MiB, sandbox, no Location. */
+export const DEFAULT_ANSWER: AnswerOptions = { maxAnswerBytes: 10 * 1024 * 1024, activeContent: 'sandbox' };
+
+const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * The API's answer `res` (to a call to `calledUrl` carrying `token`) for the browser. Throws
+ * `ProblemError`: 504 when the answer stalls past the API timeout before its first 64 KiB are in,
+ * 502 for an encoding the Worker cannot decode, a broken or oversized body, or refused active content.
+ */
+export async function passBack(res: Response, token: string, calledUrl: URL, options: AnswerOptions): Promise<Response> {
+  const redactor = redactorFor(token);
+  const init = { status: res.status, headers: answerHeaders(res, redactor, calledUrl, options) };
+  if (res.body === null || NULL_BODY.has(res.status)) {
+    void res.body?.cancel();
+    return new Response(null, init);
+  }
+  const type = (res.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (options.activeContent === 'refuse' && (type === '' || ACTIVE.test(type))) {
+    void res.body.cancel();
+    throw problem('active-content-refused', `the API answered ${type === '' ? 'without a Content-Type' : type.slice(0, 80)}, which this route does not pass to browsers`);
+  }
+  const length = Number(res.headers.get('Content-Length') ?? NaN);
+  const body = decoded(res);
+  if (body === res.body && length > options.maxAnswerBytes) {
+    void res.body.cancel();
+    throw problem('upstream-answer-too-large', `the API answered ${length} bytes; this route passes at most ${options.maxAnswerBytes}`);
+  }
+  const meter = options.meter ?? { decodedBytes: 0, maxChunkBytes: 0, maxHeldBytes: 0 };
+  // The usual answer: unencoded, its length known and small. One native read, one pass.
+  if (body === res.body && length <= BUFFERED_ANSWER_BYTES) {
+    const bytes = new Uint8Array(await res.arrayBuffer().catch((e: unknown): never => {
+      throw readFailure(e);
+    }));
+    meter.decodedBytes = meter.maxChunkBytes = meter.maxHeldBytes = bytes.length;
+    return new Response(redactor.redactBytes(bytes), init);
+  }
+  // Otherwise read up to BUFFERED_ANSWER_BYTES: most answers end within it and are answered whole.
+  const reader = body.getReader();
+  const buffered: Uint8Array[] = [];
+  for (;;) {
+    const next = await readNext(reader);
+    if (next.done) return new Response(redactor.redactBytes(concatBytes(buffered)), init);
+    buffered.push(next.value);
+    count(meter, next.value, meter.decodedBytes + next.value.length);
+    if (meter.decodedBytes > BUFFERED_ANSWER_BYTES) break;
+  }
+  return new Response(streamOn(reader, redactor.cursor(), concatBytes(buffered), meter, options.maxAnswerBytes), init);
+}
+
+/** The allowlisted headers, none carrying the token, Locations rewritten; no-store, CSP sandbox, nosniff. */
+function answerHeaders(res: Response, redactor: Redactor, calledUrl: URL, options: AnswerOptions): Headers {
+  const headers = new Headers({ 'Cache-Control': 'no-store', 'Content-Security-Policy': ANSWER_CSP, 'X-Content-Type-Options': 'nosniff' });
+  for (const name of FORWARDED_RESPONSE_HEADERS) {
+    let v = res.headers.get(name);
+    if (v === null || redactor.foundIn(v)) continue;
+    if (name === 'location' || name === 'content-location') v = rewrite(v, calledUrl, options) ?? null;
+    if (v !== null) headers.set(name, v);
+  }
+  return headers;
+}
+
+/** Account for one decoded piece read while `held` bytes are in the Worker's hands. */
+function count(meter: AnswerMeter, chunk: Uint8Array, held: number): void {
+  meter.decodedBytes += chunk.length;
+  meter.maxChunkBytes = Math.max(meter.maxChunkBytes, chunk.length);
+  meter.maxHeldBytes = Math.max(meter.maxHeldBytes, held);
+}
+
+/**
+ * The rest of a long answer as a stream: `first` (what was buffered), then one piece at a time as
+ * the browser takes it, redacted, cut off past `maxBytes`. A failure (the API timeout, a broken
+ * coding, the limit) errors the stream: the browser sees an answer that broke off, never one that
+ * looks complete.
+ */
+function streamOn(reader: ReadableStreamDefaultReader<Uint8Array>, cursor: RedactingCursor, first: Uint8Array, meter: AnswerMeter, maxBytes: number): ReadableStream<Uint8Array> {
+  let pending = cursor.push(first);
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          while (pending.length === 0) {
+            const next = await reader.read();
+            if (next.done) {
+              for (const part of cursor.end()) controller.enqueue(part);
+              controller.close();
+              return;
+            }
+            count(meter, next.value, next.value.length + cursor.held);
+            if (meter.decodedBytes > maxBytes) {
+              void reader.cancel();
+              throw new RangeError(`the answer is longer than ${maxBytes} bytes`);
+            }
+            pending = cursor.push(next.value);
+          }
+          for (const part of pending) controller.enqueue(part);
+          pending = [];
+        } catch (e) {
+          controller.error(e);
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** The answer's body with its content coding removed; a ProblemError for a coding the Worker cannot decode. */
+function decoded(res: Response): ReadableStream<Uint8Array> {
+  const body = res.body!;
+  const codings = (res.headers.get('Content-Encoding') ?? '')
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+  if (codings.length === 0) return body;
+  const coding = codings.length === 1 ? codings[0] : undefined;
+  if (coding === 'gzip' || coding === 'x-gzip') return body.pipeThrough(new DecompressionStream('gzip'));
+  // RFC 9110 `deflate` is zlib-wrapped; some servers send bare deflate, told apart by the header.
+  if (coding === 'deflate') return sniffDeflate(body);
+  void body.cancel();
+  throw problem('upstream-encoding-unsupported', `the API answered with Content-Encoding ${codings.join(', ').slice(0, 60)}; the Worker decodes gzip and deflate`);
+}
+
+/** Decode `deflate`: a zlib stream (RFC 1950), or bare deflate data when the first two bytes are no zlib header. */
+function sniffDeflate(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let decoder: ReadableStream<Uint8Array> | undefined;
+  let inner: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (inner === undefined) {
+          const first = await reader.read();
+          if (first.done) return controller.close();
+          const [cmf, flg] = first.value;
+          const zlib = cmf !== undefined && flg !== undefined && (cmf & 0x0f) === 8 && ((cmf << 8) | flg) % 31 === 0;
+          const rest = new ReadableStream<Uint8Array>({
+            start: (c) => c.enqueue(first.value),
+            async pull(c) {
+              const next = await reader.read();
+              if (next.done) c.close();
+              else c.enqueue(next.value);
+            },
+            cancel: (reason) => reader.cancel(reason),
+          });
+          decoder = rest.pipeThrough(new DecompressionStream(zlib ? 'deflate' : 'deflate-raw'));
+          inner = decoder.getReader();
+        }
+        const next = await inner.read();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      cancel: (reason) => (inner ?? reader).cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** A failed read while buffering: the API timeout is a 504, anything else a broken answer. */
+function readFailure(e: unknown): ProblemError {
+  if (e instanceof Error && e.name === 'TimeoutError') return problem('upstream-timeout', 'the API did not finish its answer within the API timeout');
+  return problem('upstream-answer-broken', 'the API answer could not be read (cut off, or not in its stated encoding)');
+}
+
+/** A `Location` value for the browser: the API URL it names, rewritten onto a public route, or none. */
+function rewrite(value: string, calledUrl: URL, options: AnswerOptions): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value, calledUrl);
+  } catch {
+    return undefined;
+  }
+  return options.rewriteLocation?.(url);
+}
+
+/** The next piece of an answer; a failure while reading becomes the problem it is (readFailure). */
+async function readNext(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<ReadableStreamReadResult<Uint8Array>> {
+  try {
+    return await reader.read();
+  } catch (e) {
+    throw readFailure(e);
+  }
+}
+
+/**
+ * At most `limit` bytes of `body`, read as they arrive: undefined (and the rest cancelled) as soon
+ * as there are more, so a large answer is never read to find out it was too large.
+ */
+export async function readAtMost(body: ReadableStream<Uint8Array> | null, limit: number): Promise<Uint8Array | undefined> {
+  if (body === null) return new Uint8Array(0);
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const next = await readNext(reader);
+    if (next.done) return concatBytes(parts);
+    total += next.value.length;
+    if (total > limit) {
+      void reader.cancel();
+      return undefined;
+    }
+    parts.push(next.value);
+  }
+}

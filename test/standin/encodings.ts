@@ -1,0 +1,129 @@
+/**
+ * How a careless or hostile API may echo a token back: each encoding written here from the
+ * standards (JSON, RFC 3986 percent-encoding, RFC 4648 base64), independently of src/redact.ts,
+ * so the tests do not check the redactor against its own idea of an encoding. Used by the
+ * stand-in API (Node) and by the workerd tests alike: only web-platform globals.
+ */
+
+export const TOKEN_ENCODINGS = [
+  'raw',
+  /** JSON string content: `/` left alone (JSON.stringify's choice). */
+  'json',
+  /** JSON with every `/` as `\/` (PHP's json_encode, many Java encoders). */
+  'json-slash',
+  /** JSON with every other character as `\uXXXX` (upper-case hex), mixed with `\/`. */
+  'json-u',
+  /** encodeURIComponent: reserved characters as %XX (upper-case hex). */
+  'percent',
+  /** Every byte as %xx, lower-case hex. */
+  'percent-all',
+  /** Base64 of the token behind 0, 1 or 2 other bytes (the three alignments), standard alphabet. */
+  'b64-0',
+  'b64-1',
+  'b64-2',
+  /** The same in the URL-safe alphabet without padding. */
+  'b64url-0',
+  'b64url-1',
+  'b64url-2',
+  /** JSON-escaped base64 (`\/` for each `/`). */
+  'b64-json',
+  /** Percent-encoded base64 (`%2B`, `%2F`, `%3D`). */
+  'b64-percent',
+] as const;
+
+export type TokenEncoding = (typeof TOKEN_ENCODINGS)[number];
+
+const hex2 = (n: number) => n.toString(16).padStart(2, '0');
+
+function base64(bytes: Uint8Array): string {
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+/** Base64 of `lead` filler bytes, the token, and one trailing byte: the token inside a bigger value. */
+function b64Around(token: string, lead: number): string {
+  const t = new TextEncoder().encode(token);
+  const bytes = new Uint8Array(lead + t.length + 1);
+  bytes.fill(0x41, 0, lead); // 'A'
+  bytes.set(t, lead);
+  bytes[bytes.length - 1] = 0x7a; // 'z'
+  return base64(bytes);
+}
+
+/** The token as `encoding` writes it. */
+export function encodeToken(token: string, encoding: TokenEncoding): string {
+  switch (encoding) {
+    case 'raw':
+      return token;
+    case 'json':
+      return JSON.stringify(token).slice(1, -1);
+    case 'json-slash':
+      return JSON.stringify(token).slice(1, -1).replace(/\//g, '\\/');
+    case 'json-u':
+      return [...token].map((c, i) => (i % 2 === 0 ? `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}` : c === '/' ? '\\/' : JSON.stringify(c).slice(1, -1))).join('');
+    case 'percent':
+      return encodeURIComponent(token);
+    case 'percent-all':
+      return [...new TextEncoder().encode(token)].map((b) => `%${hex2(b)}`).join('');
+    case 'b64-0':
+    case 'b64-1':
+    case 'b64-2':
+      return b64Around(token, Number(encoding.slice(-1)));
+    case 'b64url-0':
+    case 'b64url-1':
+    case 'b64url-2':
+      return b64Around(token, Number(encoding.slice(-1))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    case 'b64-json':
+      return b64Around(token, 1).replace(/\//g, '\\/');
+    case 'b64-percent':
+      return encodeURIComponent(b64Around(token, 2));
+  }
+}
+
+/**
+ * Whether `text` still gives the token away: its core (all but two characters at each end, which
+ * base64 may share with neighbouring bytes) found by decoding `text` the way each encoding would
+ * be read: as is, percent-decoded, JSON-unescaped, and base64-decoded at every offset.
+ */
+export function revealsToken(text: string, token: string): boolean {
+  return revealed(decodedViews(text), token);
+}
+
+/** `text` read each way a token may be spelled in it (compute once, then ask `revealed` per token). */
+export function decodedViews(text: string): string[] {
+  const views = [text, percentDecode(text), jsonUnescape(text), percentDecode(jsonUnescape(text)), jsonUnescape(percentDecode(text))];
+  for (const view of [...views]) views.push(...base64Views(view));
+  return views;
+}
+
+/** Whether any view carries the token's core. */
+export function revealed(views: string[], token: string): boolean {
+  const core = token.slice(2, -2);
+  return views.some((v) => v.includes(core));
+}
+
+function percentDecode(s: string): string {
+  return s.replace(/%([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}
+
+function jsonUnescape(s: string): string {
+  return s.replace(/\\u([0-9a-fA-F]{4})|\\(["\\/])/g, (_, h: string | undefined, c: string | undefined) => (h !== undefined ? String.fromCharCode(parseInt(h, 16)) : c!));
+}
+
+/** Every run of base64 characters (either alphabet), decoded from each of its first four offsets. */
+function base64Views(s: string): string[] {
+  const out: string[] = [];
+  for (const m of s.matchAll(/[A-Za-z0-9+/_-]{8,}/g)) {
+    const run = m[0].replace(/-/g, '+').replace(/_/g, '/');
+    for (let o = 0; o < 4; o++) {
+      const part = run.slice(o);
+      try {
+        out.push(atob(part.slice(0, part.length - (part.length % 4))));
+      } catch {
+        // not base64 from here
+      }
+    }
+  }
+  return out;
+}
