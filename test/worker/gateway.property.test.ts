@@ -257,7 +257,10 @@ describe('no leak', () => {
     );
     await setApi('gwleak', {});
     console.info(JSON.stringify({ property: 'no leak', cases: CASES, echoed_and_cut: echoed }));
-    expect(echoed, 'cases where the API echoed the token and it was cut out').toBeGreaterThan(CASES / 20);
+    // The property is exercised, not vacuous: runs see 58–90 echoes in 1,000 cases (fewer since a
+    // rejected fresh token makes later rejections 502s without an API call), so 2% is a floor far
+    // below the spread, not a coin toss.
+    expect(echoed, 'cases where the API echoed the token and it was cut out').toBeGreaterThan(CASES / 50);
   }, 120_000);
 
   it('an API that echoes the request: the token is cut from the body and headers carrying it are dropped', async () => {
