@@ -382,6 +382,8 @@ export interface Config {
   routes: Record<string, RouteConfig>;
   /** Serve the demo's server-rendered pages (`/result`). */
   demoPages: boolean;
+  /** The demo page's Turnstile sitekey (public), when the demo runs with Turnstile on. */
+  demoTurnstileSitekey?: string;
 }
 
 /** The config keys the Worker reads from `env`. */
@@ -389,6 +391,7 @@ export interface ConfigVars {
   UPSTREAMS?: unknown;
   ROUTES?: unknown;
   DEMO_PAGES?: unknown;
+  DEMO_TURNSTILE_SITEKEY?: unknown;
 }
 
 const configSchema = z
@@ -397,6 +400,8 @@ const configSchema = z
     ROUTES: z.record(z.string(), routeSchema).default({}),
     // `--var DEMO_PAGES:true` arrives as a string, a TOML boolean as a boolean.
     DEMO_PAGES: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
+    // A sitekey is public (it is in every page with the widget); the secret never is.
+    DEMO_TURNSTILE_SITEKEY: z.string().regex(/^[0-9A-Za-z_-]{10,100}$/, 'must be a Turnstile sitekey').optional(),
   })
   .superRefine((c, ctx) => {
     for (const [name, route] of Object.entries(c.ROUTES)) {
@@ -487,11 +492,12 @@ export class ConfigError extends Error {
 
 /** Parse and validate the config vars. Throws `ConfigError`. */
 export function parseConfig(vars: ConfigVars): Config {
-  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES, DEMO_PAGES: vars.DEMO_PAGES });
+  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES, DEMO_PAGES: vars.DEMO_PAGES, DEMO_TURNSTILE_SITEKEY: vars.DEMO_TURNSTILE_SITEKEY });
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
   }
-  return { upstreams: result.data.UPSTREAMS, routes: result.data.ROUTES, demoPages: result.data.DEMO_PAGES };
+  const sitekey = result.data.DEMO_TURNSTILE_SITEKEY;
+  return { upstreams: result.data.UPSTREAMS, routes: result.data.ROUTES, demoPages: result.data.DEMO_PAGES, ...(sitekey === undefined ? {} : { demoTurnstileSitekey: sitekey }) };
 }
 
 const cache = new WeakMap<object, Config | ConfigError>();
