@@ -571,9 +571,14 @@ function routeBindingIssues(name: string, r: RouteConfig, env: object): string[]
   return issues;
 }
 
-/** A Rate Limiting binding (anything with `limit`); structural, like `isFetcher`. */
+/**
+ * A Rate Limiting binding: structural, like `isFetcher`. It has `limit`; a service binding seems to
+ * have every method (RPC stubs answer any name), so one with `fetch` is not taken for a limiter.
+ */
 function isRateLimiter(v: unknown): boolean {
-  return typeof v === 'object' && v !== null && typeof (v as { limit?: unknown }).limit === 'function';
+  if (typeof v !== 'object' || v === null) return false;
+  const b = v as { limit?: unknown; fetch?: unknown };
+  return typeof b.limit === 'function' && typeof b.fetch !== 'function';
 }
 
 /** One `[[ratelimits]]` entry of wrangler.toml, as far as a route's rate limit depends on it. */
