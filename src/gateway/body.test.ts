@@ -118,3 +118,25 @@ describe('opaque types', () => {
     expect(p.detail).toBe('send application/json, application/x-www-form-urlencoded, multipart/form-data, text/csv (got text/plain)');
   });
 });
+
+describe('the Worker’s own fields (honeypot, Turnstile)', () => {
+  const form = (body: string) => request({ body, type: 'application/x-www-form-urlencoded' });
+  const guarded = route({ honeypot: 'website', turnstile: { secret_from: 'TS' }, required_fields: ['a'] });
+
+  it('are taken out before the fields are checked and forwarded', async () => {
+    const s = await readBody(form('a=1&website=&cf-turnstile-response=tok'), guarded);
+    expect([text(s), s.turnstileField, s.trapped]).toEqual(['{"a":"1"}', 'tok', false]);
+    const j = await readBody(request({ body: '{"a":1,"website":"","cf-turnstile-response":"tok"}', type: 'application/json' }), guarded);
+    expect([text(j), j.turnstileField]).toEqual(['{"a":1}', 'tok']);
+  });
+
+  it('a filled honeypot ends the reading: nothing to send, whatever else is wrong', async () => {
+    for (const body of ['website=x', 'a=1&a=2&website=x', 'a=1&website=&website=x']) {
+      expect(await readBody(form(body), guarded)).toEqual({ body: undefined, trapped: true });
+    }
+  });
+
+  it('without turnstile on the route, cf-turnstile-response is a field like any other', async () => {
+    expect(text(await readBody(form('cf-turnstile-response=tok'), route()))).toBe('{"cf-turnstile-response":"tok"}');
+  });
+});
