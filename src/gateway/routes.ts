@@ -141,7 +141,7 @@ async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): 
     try {
       await plan.turnstile({ headers: c.req.raw.headers, field: prepared.turnstileField, secret: secretOf(c.env, route), log });
     } catch (e) {
-      c.set('outcome', 'turnstile_refused');
+      c.set('outcome', e instanceof ProblemError && e.problem.reason === 'turnstile-unavailable' ? 'turnstile_unavailable' : 'turnstile_refused');
       throw e;
     }
   }
