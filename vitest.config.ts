@@ -1,5 +1,6 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+import { TEST_RATE_LIMITS } from './test/fixtures/abuse.ts';
 import { ROUTES, SECRETS, UPSTREAMS } from './test/fixtures/config.ts';
 import { standIn, standInBinding } from './test/standin/upstreams.ts';
 
@@ -18,6 +19,9 @@ export default defineConfig({
               // An egress binding (egress = { mode = "binding" }): counts what reaches it, then the
               // same stand-ins, marked so tests can tell the traffic went through the binding.
               serviceBindings: { EGRESS_TEST: standInBinding },
+              // Rate Limiting bindings with small limits, beside wrangler.toml's FORM_LIMIT: the same
+              // Miniflare simulation of the binding (wrangler.toml's [[ratelimits]] are simulated too).
+              ratelimits: TEST_RATE_LIMITS,
             },
           }),
         ],

@@ -5,11 +5,29 @@
  * service's answer (`{codeStatus, result: [{codeCategory, codeLabel, codeConfidence}]}`) into a
  * table, calls preventDefault() so the generic JSON view is skipped, and moves focus to the
  * results heading so screen readers announce them. Errors keep the generic rendering.
+ *
+ * Turnstile: when the demo runs with it on (`DEMO_TURNSTILE=1 npm start`), /demo-settings.json
+ * names the sitekey; the widget is then rendered in the form (it adds cf-turnstile-response to
+ * it) and injector-form.js resets it after every answer, as a token is good for one check.
  */
 (() => {
   'use strict';
   const form = document.getElementById('coder');
   if (!form) return;
+
+  fetch('/demo-settings.json', { headers: { Accept: 'application/json' } })
+    .then((res) => (res.ok ? res.json() : null))
+    .then((settings) => {
+      const sitekey = settings && typeof settings.turnstile_sitekey === 'string' ? settings.turnstile_sitekey : null;
+      const slot = form.querySelector('[data-demo-turnstile]');
+      if (!sitekey || !slot) return;
+      slot.className = 'turnstile cf-turnstile';
+      slot.dataset.sitekey = sitekey;
+      slot.hidden = false;
+      // Implicit rendering: the script renders every .cf-turnstile on the page once it loads.
+      document.head.append(Object.assign(document.createElement('script'), { src: 'https://challenges.cloudflare.com/turnstile/v0/api.js', async: true }));
+    })
+    .catch(() => { /* no settings: the form works without Turnstile */ });
   const percent = new Intl.NumberFormat('en', { style: 'percent', maximumFractionDigits: 0 });
   const el = (tag, props, text) => Object.assign(document.createElement(tag), props, text == null ? {} : { textContent: text });
 

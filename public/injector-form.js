@@ -21,6 +21,10 @@
  *                   timeout, or this origin not allowed); `reason`: the Worker's problem slug
  *                   (e.g. "origin-not-allowed"), also on the error box as data-injector-reason;
  *                   problem `errors` [{field, message}] mark fields.
+ * Cloudflare Turnstile: a widget in the form (class "cf-turnstile") adds its token as the field
+ * cf-turnstile-response, which a POST sends like any field; a GET form sends it as the
+ * CF-Turnstile-Response header, never in the URL (URLs end up in logs and history). A token is
+ * good for one verification, so after every answer the form's widgets are reset for the next try.
  */
 (() => {
   'use strict';
@@ -28,6 +32,9 @@
   window.__injectorForm = true;
 
   const busy = new WeakSet();
+  /** The Turnstile widget's field, and the header that carries it for a GET form. */
+  const TURNSTILE_FIELD = 'cf-turnstile-response';
+  const TURNSTILE_HEADER = 'CF-Turnstile-Response';
   /** The Worker's problem types; an API's own problem+json is not the Worker's and is never retried. */
   const OWN_TYPE = 'urn:edge-token-injector:problem:';
   /** Default wait per attempt, in seconds: the README's worst case (80 s) and a margin. */
@@ -39,6 +46,9 @@
     'upstream-timeout': 'The service took too long to answer. Please try again later.',
     'upstream-unreachable': 'The service could not be reached. Please try again later.',
     'egress-refused': 'The service could not be reached. Please try again later.',
+    'turnstile-required': 'Please complete the check that you are human, then send again.',
+    'turnstile-failed': 'The check that you are human did not pass or has expired. Please complete it again and resend.',
+    'turnstile-unavailable': 'The check that you are human could not be verified just now. Please try again in a moment.',
     'token-budget-exhausted': 'The service is busy. Please try again later.',
     'token-endpoint-throttling': 'The service is busy. Please try again later.',
     'token-endpoint-unavailable': 'The service is unavailable. Please try again later.',
@@ -77,6 +87,15 @@
       const wait = Number(res.headers.get('Retry-After') || NaN); // the Worker sends seconds
       if (retry && own && (res.status === 503 || res.status === 429) && wait >= 0 && wait <= 10) { await sleep(wait); continue; }
       return { status: res.status, ok: res.ok, data, problem };
+    }
+  }
+
+  /** Fresh Turnstile tokens for the next submission: the one just sent may have been spent. */
+  function resetTurnstile(form) {
+    const ts = window.turnstile;
+    if (!ts || typeof ts.reset !== 'function') return;
+    for (const widget of form.querySelectorAll('.cf-turnstile')) {
+      try { ts.reset(widget); } catch { /* not rendered (yet): nothing to reset */ }
     }
   }
 
@@ -141,7 +160,11 @@
     let fd;
     try { fd = new FormData(form, submitter); } catch { fd = new FormData(form); } // no submitter arg
     const params = new URLSearchParams();
-    for (const [k, v] of fd) if (typeof v === 'string') params.append(k, v);
+    const headers = { Accept: 'application/json' };
+    for (const [k, v] of fd) {
+      if (typeof v !== 'string') continue;
+      if (method === 'GET' && k === TURNSTILE_FIELD) { if (v) headers[TURNSTILE_HEADER] = v; } else params.append(k, v);
+    }
     if (method === 'GET') url.search = params;
 
     const buttons = [...form.elements].filter((b) => /^(submit|image)$/.test(b.type) && !b.disabled);
@@ -156,9 +179,10 @@
     let r, err;
     try {
       const timeoutS = Number(form.getAttribute('data-injector-timeout')) || TIMEOUT_S;
-      r = await send(url, { method, headers: { Accept: 'application/json' }, body: method === 'POST' ? params : undefined }, timeoutS);
+      r = await send(url, { method, headers, body: method === 'POST' ? params : undefined }, timeoutS);
     } catch (e) { err = e; }
     setBusy(false);
+    resetTurnstile(form);
 
     const detail = r?.ok ? { status: r.status, data: r.data } : errorDetail(r, err);
     const type = r?.ok ? 'injector:result' : 'injector:error';

@@ -7,13 +7,18 @@
  *    token left over from an earlier run is not reused against a restarted demo service.
  * 4. The terminal says where to open the form, and follows the demo's token state.
  *
+ * `DEMO_TURNSTILE=1 npm start` runs the `turnstile` environment of wrangler.toml instead: the
+ * coding route checks Cloudflare Turnstile, with Cloudflare's published test keys (the page's
+ * widget and siteverify are Cloudflare's own, so this needs the internet).
+ *
  * Runs on Node 22 (type stripping); `npm start` finds the Node 22 from the `node` devDependency.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const WORKER_PORT = Number(process.env.PORT ?? 8787);
+const TURNSTILE = process.env.DEMO_TURNSTILE === '1' || process.env.DEMO_TURNSTILE === 'true';
 const CODER_PORT = Number(process.env.DEMO_CODER_PORT ?? 8790);
 const STATE_DIR = '.wrangler/demo-state';
 
@@ -76,12 +81,19 @@ if (secret === undefined || secret === '') {
   console.error('.dev.vars has no DEMO_CLIENT_SECRET: copy it from .dev.vars.example');
   process.exit(1);
 }
+if (TURNSTILE && !readVars('.dev.vars').DEMO_TURNSTILE_SECRET) {
+  // An older .dev.vars: add the public always-passes test secret from the example.
+  const testSecret = readVars('.dev.vars.example').DEMO_TURNSTILE_SECRET!;
+  appendFileSync('.dev.vars', `\n# Cloudflare's always-passes Turnstile test secret (added by npm start)\nDEMO_TURNSTILE_SECRET=${testSecret}\n`);
+  console.log('added DEMO_TURNSTILE_SECRET (Cloudflare\'s public test secret) to .dev.vars');
+}
 
 start('coder', process.execPath, ['demo/main.ts'], { DEMO_CODER_PORT: String(CODER_PORT), DEMO_CLIENT_SECRET: secret });
 await waitFor(`http://127.0.0.1:${CODER_PORT}/__stats`, 'the demo coding service', 30);
 
 rmSync(STATE_DIR, { recursive: true, force: true });
-start('worker', process.execPath, ['node_modules/wrangler/bin/wrangler.js', 'dev', '--ip', '127.0.0.1', '--port', String(WORKER_PORT), '--persist-to', STATE_DIR, '--show-interactive-dev-session=false'], {
+const envArgs = TURNSTILE ? ['--env', 'turnstile'] : [];
+start('worker', process.execPath, ['node_modules/wrangler/bin/wrangler.js', 'dev', ...envArgs, '--ip', '127.0.0.1', '--port', String(WORKER_PORT), '--persist-to', STATE_DIR, '--show-interactive-dev-session=false'], {
   WRANGLER_SEND_METRICS: 'false',
 });
 await waitFor(`http://127.0.0.1:${WORKER_PORT}/`, 'wrangler dev', 120);
@@ -91,6 +103,7 @@ console.log(`
     Open the coding form:        http://localhost:${WORKER_PORT}/
     The injector route:          POST http://localhost:${WORKER_PORT}/api/code/occp
     Demo coding service (ABS-like, holds the only credentials): http://127.0.0.1:${CODER_PORT}
+    Cloudflare Turnstile on the form: ${TURNSTILE ? "on (Cloudflare's test keys; needs the internet)" : 'off (DEMO_TURNSTILE=1 npm start turns it on)'}
   The browser never sees a token; watch the token state below. Ctrl-C stops both.
 `);
 

@@ -221,6 +221,42 @@ const queryParamSchema = z.strictObject({
 
 const paramName = z.string().regex(/^[A-Za-z0-9_.~-]{1,100}$/, 'query parameter names: letters, digits, _ . ~ -');
 
+/** The form field the Turnstile widget adds to its form, and the header `fetch` clients send the token in. */
+export const TURNSTILE_FIELD = 'cf-turnstile-response';
+export const TURNSTILE_HEADER = 'CF-Turnstile-Response';
+
+/**
+ * A route's per-client rate limit: a Rate Limiting binding (`[[ratelimits]]` in wrangler.toml) by
+ * name, or with the binding's period. The binding only answers yes or no, so `period` is what
+ * Retry-After says; without it 60 s, the longest period a binding can have, so it is never too short.
+ */
+const rateLimitSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? { binding: v } : v),
+  z.strictObject({
+    binding: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of a binding (letters, digits, _)'),
+    /** The binding's `simple.period`, in seconds. */
+    period: z.union([z.literal(10), z.literal(60)], { error: "must be 10 or 60 (the binding's simple.period)" }).default(60),
+  }),
+);
+
+/** A host name as siteverify reports it: lower-case, no scheme, no port. */
+const hostName = z.string().regex(/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'must be host names in lower case (forms.example.org), no scheme or port');
+
+/** Cloudflare Turnstile on a route: the widget's token is verified with siteverify before any token or upstream work. */
+const turnstileSchema = z.strictObject({
+  /** The Worker secret holding the widget's secret key. */
+  secret_from: secretName,
+  /** Hosts the widget may have run on (siteverify's `hostname`). Default: the hosts of `allowed_origins`. */
+  hostnames: z.array(hostName).min(1).optional(),
+  /** The widget's `data-action`; when set, siteverify must report exactly this action. */
+  action: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "must be 1 to 32 letters, digits, _ or - (the widget's data-action)").optional(),
+  /** Whole time the check may take, one retry with the same idempotency key included. */
+  timeout_ms: z.int().min(100).max(10_000).default(3000),
+});
+
+/** A honeypot field name: a field real people never fill. */
+const honeypotField = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, 'must be a form field name (a letter, then letters, digits, _ . -)');
+
 export const routeSchema = z
   .strictObject({
     /** Public path on the Worker, with named params (`/batches/:id`). */
@@ -279,17 +315,56 @@ export const routeSchema = z
     error_redirect: pageUrl.optional(),
     /** Carry a successful JSON answer (up to 4 KB) to `redirect` as base64url `result`. */
     redirect_result: z.boolean().default(false),
+    /** Per-client rate limit: a Rate Limiting binding, keyed by the client's address and this route. */
+    rate_limit: rateLimitSchema.optional(),
+    /** Cloudflare Turnstile: every request must carry a widget token that siteverify accepts. */
+    turnstile: turnstileSchema.optional(),
+    /** A field real people never fill (hidden by CSS): filled, the request is answered as accepted and dropped. */
+    honeypot: honeypotField.optional(),
   })
   .superRefine((r, ctx) => {
     if (r.error_redirect !== undefined && r.redirect === undefined) {
       ctx.addIssue({ code: 'custom', path: ['redirect'], message: 'error_redirect needs redirect too (where a successful form post lands)' });
     }
+    for (const { key, message } of abuseConflicts(r)) ctx.addIssue({ code: 'custom', path: key, message });
     for (const [name, spec] of Object.entries(r.query)) {
       if (spec.pattern !== undefined && compilePattern(spec.pattern) === undefined) {
         ctx.addIssue({ code: 'custom', path: ['query', name, 'pattern'], message: 'is not a valid regular expression' });
       }
     }
   });
+
+/**
+ * Turnstile and honeypot settings that cannot work: the Worker takes both fields out of the
+ * submission before mapping, so neither may also be a field the route maps or requires, and a
+ * honeypot needs a body to be in.
+ */
+function abuseConflicts(r: {
+  methods: string[];
+  body: string;
+  allow_any_origin: boolean;
+  required_fields: string[];
+  form?: { fields: Record<string, unknown> } | undefined;
+  turnstile?: { hostnames?: string[] | undefined } | undefined;
+  honeypot?: string | undefined;
+}): Array<{ key: string[]; message: string }> {
+  const found: Array<{ key: string[]; message: string }> = [];
+  const used = (name: string) => r.required_fields.includes(name) || (r.form !== undefined && Object.hasOwn(r.form.fields, name));
+  if (r.honeypot !== undefined) {
+    if (r.honeypot === TURNSTILE_FIELD) found.push({ key: ['honeypot'], message: `${TURNSTILE_FIELD} is the Turnstile widget's field` });
+    else if (used(r.honeypot)) found.push({ key: ['honeypot'], message: `"${r.honeypot}" is a field of the submission (form.fields or required_fields); name a field real people never fill` });
+    if (r.body === 'none' || r.methods.every((m) => m === 'GET')) {
+      found.push({ key: ['honeypot'], message: 'a honeypot is a field of a submitted body: this route takes none' });
+    }
+  }
+  if (r.turnstile !== undefined) {
+    if (used(TURNSTILE_FIELD)) found.push({ key: ['turnstile'], message: `${TURNSTILE_FIELD} carries the Turnstile token: it may not be mapped or required` });
+    if (r.allow_any_origin && r.turnstile.hostnames === undefined) {
+      found.push({ key: ['turnstile', 'hostnames'], message: 'with allow_any_origin the hosts the widget runs on cannot be derived: list them' });
+    }
+  }
+  return found;
+}
 
 /** A query parameter pattern as a whole-value regular expression; undefined when it does not compile. */
 export function compilePattern(pattern: string): RegExp | undefined {
@@ -307,6 +382,8 @@ export interface Config {
   routes: Record<string, RouteConfig>;
   /** Serve the demo's server-rendered pages (`/result`). */
   demoPages: boolean;
+  /** The demo page's Turnstile sitekey (public), when the demo runs with Turnstile on. */
+  demoTurnstileSitekey?: string;
 }
 
 /** The config keys the Worker reads from `env`. */
@@ -314,6 +391,7 @@ export interface ConfigVars {
   UPSTREAMS?: unknown;
   ROUTES?: unknown;
   DEMO_PAGES?: unknown;
+  DEMO_TURNSTILE_SITEKEY?: unknown;
 }
 
 const configSchema = z
@@ -322,6 +400,8 @@ const configSchema = z
     ROUTES: z.record(z.string(), routeSchema).default({}),
     // `--var DEMO_PAGES:true` arrives as a string, a TOML boolean as a boolean.
     DEMO_PAGES: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
+    // A sitekey is public (it is in every page with the widget); the secret never is.
+    DEMO_TURNSTILE_SITEKEY: z.string().regex(/^[0-9A-Za-z_-]{10,100}$/, 'must be a Turnstile sitekey').optional(),
   })
   .superRefine((c, ctx) => {
     for (const [name, route] of Object.entries(c.ROUTES)) {
@@ -412,11 +492,12 @@ export class ConfigError extends Error {
 
 /** Parse and validate the config vars. Throws `ConfigError`. */
 export function parseConfig(vars: ConfigVars): Config {
-  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES, DEMO_PAGES: vars.DEMO_PAGES });
+  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES, DEMO_PAGES: vars.DEMO_PAGES, DEMO_TURNSTILE_SITEKEY: vars.DEMO_TURNSTILE_SITEKEY });
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
   }
-  return { upstreams: result.data.UPSTREAMS, routes: result.data.ROUTES, demoPages: result.data.DEMO_PAGES };
+  const sitekey = result.data.DEMO_TURNSTILE_SITEKEY;
+  return { upstreams: result.data.UPSTREAMS, routes: result.data.ROUTES, demoPages: result.data.DEMO_PAGES, ...(sitekey === undefined ? {} : { demoTurnstileSitekey: sitekey }) };
 }
 
 const cache = new WeakMap<object, Config | ConfigError>();
@@ -436,6 +517,8 @@ export function loadConfig(env: ConfigVars): Config {
         readCredentials(name, u, env);
         checkEgress(name, u, env);
       }
+      const issues = Object.entries(entry.routes).flatMap(([name, r]) => routeBindingIssues(name, r, env));
+      if (issues.length > 0) throw new ConfigError(issues);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       entry = e;
@@ -471,6 +554,55 @@ export function readEgressSecret(name: string, from: string, env: object): strin
     ]);
   }
   return value;
+}
+
+/** What a route's rate limit and Turnstile need from `env`: the binding and the secret they name. */
+function routeBindingIssues(name: string, r: RouteConfig, env: object): string[] {
+  const issues: string[] = [];
+  const binding = r.rate_limit?.binding;
+  if (binding !== undefined && !isRateLimiter((env as Record<string, unknown>)[binding])) {
+    issues.push(`ROUTES.${name}.rate_limit: no rate limiting binding named "${binding}" (declare it under [[ratelimits]] in wrangler.toml)`);
+  }
+  const from = r.turnstile?.secret_from;
+  if (from !== undefined) {
+    const value = (env as Record<string, unknown>)[from];
+    if (typeof value !== 'string' || value === '') issues.push(`ROUTES.${name}.turnstile.secret_from: Worker secret "${from}" is not set`);
+  }
+  return issues;
+}
+
+/**
+ * A Rate Limiting binding: structural, like `isFetcher`. It has `limit`; a service binding seems to
+ * have every method (RPC stubs answer any name), so one with `fetch` is not taken for a limiter.
+ */
+function isRateLimiter(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  const b = v as { limit?: unknown; fetch?: unknown };
+  return typeof b.limit === 'function' && typeof b.fetch !== 'function';
+}
+
+/** One `[[ratelimits]]` entry of wrangler.toml, as far as a route's rate limit depends on it. */
+export interface RateLimitDeclaration {
+  name: string;
+  simple?: { limit?: number; period?: number };
+}
+
+/**
+ * Routes whose `rate_limit` does not match wrangler.toml's `[[ratelimits]]`: a binding that is not
+ * declared, or a period other than the binding's (Retry-After would be wrong). For checks that
+ * read wrangler.toml itself; the Worker only sees whether the binding exists.
+ */
+export function rateLimitDeclarationIssues(config: Config, declared: RateLimitDeclaration[]): string[] {
+  const issues: string[] = [];
+  for (const [name, r] of Object.entries(config.routes)) {
+    if (r.rate_limit === undefined) continue;
+    const d = declared.find((x) => x.name === r.rate_limit!.binding);
+    if (d === undefined) issues.push(`ROUTES.${name}.rate_limit: no [[ratelimits]] entry named "${r.rate_limit.binding}"`);
+    else if (d.simple?.period !== r.rate_limit.period) {
+      issues.push(`ROUTES.${name}.rate_limit.period: ${r.rate_limit.period} s, but binding "${d.name}" counts per ${String(d.simple?.period)} s (simple.period)`);
+    }
+  }
+  return issues;
 }
 
 /** A service binding (anything with `fetch`); structural, so this module also loads in Node. */

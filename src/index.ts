@@ -9,6 +9,7 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
 import { ConfigError, loadConfig, type Config } from './config';
 import { resultPage } from './demo/result-page';
+import { demoSettings } from './demo/settings';
 import { registerRoutes, routeErrorAnswer, type GatewayEnv } from './gateway/routes';
 import { problem, problemResponse, ProblemError } from './problem';
 import type { Env } from './env';
@@ -54,7 +55,10 @@ function appFor(config: Config): Hono<GatewayEnv> {
   if (app === undefined) {
     app = new Hono<GatewayEnv>();
     app.use(requestIds, secureHeaders({ crossOriginResourcePolicy: 'cross-origin' }));
-    if (config.demoPages) app.get('/result', resultPage);
+    if (config.demoPages) {
+      app.get('/result', resultPage);
+      app.get('/demo-settings.json', demoSettings(config));
+    }
     registerRoutes(app, config);
     app.notFound(() => {
       throw problem('not-found', 'no route is configured for this path');

@@ -29,6 +29,12 @@ export const PROBLEM_TYPES = {
   'json-object-required': { status: 400, title: 'JSON object required' },
   'malformed-form': { status: 400, title: 'Malformed form body' },
   'invalid-submission': { status: 422, title: 'Invalid submission' },
+  // Abuse protection (gateway/rate-limit.ts, gateway/turnstile.ts): none of these reach the API either.
+  'rate-limited': { status: 429, title: 'Too many requests' },
+  'turnstile-required': { status: 403, title: 'Turnstile token required' },
+  'turnstile-failed': { status: 403, title: 'Turnstile check failed' },
+  'turnstile-ambiguous': { status: 400, title: 'Turnstile token sent twice' },
+  'turnstile-unavailable': { status: 503, title: 'Turnstile check unavailable' },
   // The API and its answer.
   'upstream-timeout': { status: 504, title: 'Upstream timed out' },
   'upstream-unreachable': { status: 502, title: 'Upstream unreachable' },

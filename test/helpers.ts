@@ -6,7 +6,7 @@ import { SELF } from 'cloudflare:test';
 import { expect } from 'vitest';
 import { ORIGIN, SECRETS } from './fixtures/config';
 import { decodedViews, revealed } from './standin/encodings';
-import type { ApiBehaviour, Hit, TokenBehaviour } from './standin/upstreams';
+import type { ApiBehaviour, Hit, SiteverifyBehaviour, SiteverifyHit, TokenBehaviour } from './standin/upstreams';
 import { ConfigError, parseConfig, type ConfigVars } from '../src/config';
 
 const CONTROL = 'http://control.standin';
@@ -45,13 +45,13 @@ export async function revoke(host: string): Promise<void> {
 }
 
 /**
- * Fail the test if any secret or any token ever issued appears in this response: as is, and every
+ * Fail the test if any secret, any token ever issued or any Turnstile token appears in this response: as is, and every
  * token also JSON-escaped, percent-encoded or base64-encoded (test/standin/encodings.ts).
  */
 export async function assertNoLeak(res: Response, body: string): Promise<void> {
   const tokens = await issuedTokens();
   const headerText = [...res.headers].map(([k, v]) => `${k}: ${v}`).join('\n');
-  for (const s of [...Object.values(SECRETS), ...tokens]) {
+  for (const s of [...Object.values(SECRETS), ...tokens, ...(await turnstileTokens())]) {
     expect(body, 'a secret or token leaked into a response body').not.toContain(s);
     expect(headerText, 'a secret or token leaked into a response header').not.toContain(s);
   }
@@ -96,4 +96,22 @@ export function configIssues(vars: ConfigVars): string[] {
     if (e instanceof ConfigError) return e.issues;
     throw e;
   }
+}
+
+/** A fresh Turnstile token the stand-in siteverify answers for as `behaviour` says (default: accepted on forms.example.org). */
+export async function turnstileToken(behaviour: SiteverifyBehaviour = {}): Promise<string> {
+  const token = `0.tstoken-${crypto.randomUUID()}`;
+  await fetch(`${CONTROL}/siteverify-token`, { method: 'POST', body: JSON.stringify({ token, behaviour }) });
+  return token;
+}
+
+/** Every Turnstile token a test registered: like secrets, none may reach a response or a log. */
+export async function turnstileTokens(): Promise<string[]> {
+  return (await fetch(`${CONTROL}/siteverify-tokens`)).json();
+}
+
+/** The siteverify requests made for `tokens` (all, without). */
+export async function siteverifyHits(...tokens: string[]): Promise<SiteverifyHit[]> {
+  const all = (await (await fetch(`${CONTROL}/siteverify-hits`)).json()) as SiteverifyHit[];
+  return tokens.length === 0 ? all : all.filter((h) => tokens.includes(h.response));
 }

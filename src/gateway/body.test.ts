@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { routeSchema } from '../config';
 import { ProblemError } from '../problem';
-import { readBody } from './body';
+import { readBody, type Submission } from './body';
 
 const route = (extra: Record<string, unknown> = {}) => routeSchema.parse({ path: '/r', upstream: 'u', target: '/t', ...extra });
 const request = (init: RequestInit & { type?: string } = {}) => {
@@ -13,7 +13,7 @@ const request = (init: RequestInit & { type?: string } = {}) => {
   if (init.type !== undefined) headers.set('Content-Type', init.type);
   return new Request('https://w.example/r', { method: 'POST', ...init, headers });
 };
-const text = (b: { bytes: Uint8Array } | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b.bytes));
+const text = (s: Submission) => (s.body === undefined ? undefined : new TextDecoder().decode(s.body.bytes));
 
 /** The problem `readBody` throws, as {reason, status, detail}. */
 async function refusal(p: Promise<unknown>) {
@@ -29,7 +29,7 @@ async function refusal(p: Promise<unknown>) {
 describe('JSON', () => {
   it('any JSON value passes byte for byte with the client’s type', async () => {
     const body = await readBody(request({ body: ' [1, {"a": 2}] ', type: 'application/json-patch+json' }), route());
-    expect(body?.contentType).toBe('application/json-patch+json');
+    expect(body.body?.contentType).toBe('application/json-patch+json');
     expect(text(body)).toBe(' [1, {"a": 2}] ');
   });
 
@@ -61,12 +61,12 @@ describe('JSON', () => {
 describe('no body', () => {
   it('a POST without body and type: refused where a body is required, undefined (bodiless) where optional', async () => {
     expect(await refusal(readBody(request(), route()))).toMatchObject({ reason: 'body-required', status: 415 });
-    expect(await readBody(request(), route({ body: 'optional' }))).toBeUndefined();
+    expect((await readBody(request(), route({ body: 'optional' }))).body).toBeUndefined();
   });
 
   it('DELETE and GET without body are bodiless whatever the route says', async () => {
-    expect(await readBody(request({ method: 'DELETE' }), route())).toBeUndefined();
-    expect(await readBody(request({ method: 'GET' }), route())).toBeUndefined();
+    expect((await readBody(request({ method: 'DELETE' }), route())).body).toBeUndefined();
+    expect((await readBody(request({ method: 'GET' }), route())).body).toBeUndefined();
   });
 
   it('a DELETE body is read like any other; on a route with body = "none" it is refused', async () => {
@@ -112,9 +112,31 @@ describe('opaque types', () => {
   it('a listed type passes untouched with its full Content-Type; others are 415 naming what is taken', async () => {
     const r = route({ opaque_types: ['text/csv'] });
     const body = await readBody(request({ body: 'a;b\r\n1;2', type: 'Text/CSV; charset=iso-8859-1' }), r);
-    expect([body?.contentType, text(body)]).toEqual(['Text/CSV; charset=iso-8859-1', 'a;b\r\n1;2']);
+    expect([body.body?.contentType, text(body)]).toEqual(['Text/CSV; charset=iso-8859-1', 'a;b\r\n1;2']);
     const p = await refusal(readBody(request({ body: 'x', type: 'text/plain' }), r));
     expect(p).toMatchObject({ reason: 'unsupported-content-type', status: 415 });
     expect(p.detail).toBe('send application/json, application/x-www-form-urlencoded, multipart/form-data, text/csv (got text/plain)');
+  });
+});
+
+describe('the Worker’s own fields (honeypot, Turnstile)', () => {
+  const form = (body: string) => request({ body, type: 'application/x-www-form-urlencoded' });
+  const guarded = route({ honeypot: 'website', turnstile: { secret_from: 'TS' }, required_fields: ['a'] });
+
+  it('are taken out before the fields are checked and forwarded', async () => {
+    const s = await readBody(form('a=1&website=&cf-turnstile-response=tok'), guarded);
+    expect([text(s), s.turnstileField, s.trapped]).toEqual(['{"a":"1"}', 'tok', false]);
+    const j = await readBody(request({ body: '{"a":1,"website":"","cf-turnstile-response":"tok"}', type: 'application/json' }), guarded);
+    expect([text(j), j.turnstileField]).toEqual(['{"a":1}', 'tok']);
+  });
+
+  it('a filled honeypot ends the reading: nothing to send, whatever else is wrong', async () => {
+    for (const body of ['website=x', 'a=1&a=2&website=x', 'a=1&website=&website=x']) {
+      expect(await readBody(form(body), guarded)).toEqual({ body: undefined, trapped: true });
+    }
+  });
+
+  it('without turnstile on the route, cf-turnstile-response is a field like any other', async () => {
+    expect(text(await readBody(form('cf-turnstile-response=tok'), route()))).toBe('{"cf-turnstile-response":"tok"}');
   });
 });

@@ -8,8 +8,12 @@
  * value given (checkboxes, multi-selects) into an array. Media types a route lists in
  * `opaque_types` pass untouched. A request with no body is forwarded without one only where the
  * route says so; a body is never dropped: it is forwarded or refused.
+ *
+ * Two fields are the Worker's own and never reach the API, a mapping or a field check: a route's
+ * `honeypot` (filled: the submission is a trap, and is read no further) and, on a Turnstile route,
+ * the widget's `cf-turnstile-response` (handed to turnstile.ts).
  */
-import { PARSED_TYPES, type RouteConfig } from '../config';
+import { PARSED_TYPES, TURNSTILE_FIELD, type RouteConfig } from '../config';
 import { problem } from '../problem';
 
 type FieldType = 'string' | 'integer' | 'number' | 'boolean';
@@ -20,6 +24,19 @@ export interface OutgoingBody {
   /** The Content-Type header to send with it. */
   contentType: string;
 }
+
+/** What a request's body comes to: what goes up, and what the Worker took out of it for itself. */
+export interface Submission {
+  /** The body to send to the API; undefined: none. */
+  body: OutgoingBody | undefined;
+  /** The Turnstile token sent as the `cf-turnstile-response` field (routes with `turnstile` only). */
+  turnstileField?: string;
+  /** The route's honeypot field was filled: nothing is sent, and the caller answers as if accepted. */
+  trapped: boolean;
+}
+
+const NO_BODY: Submission = { body: undefined, trapped: false };
+const TRAPPED: Submission = { body: undefined, trapped: true };
 
 const FORM_TYPES = ['application/x-www-form-urlencoded', 'multipart/form-data'];
 const BODILESS_METHODS = new Set(['GET', 'HEAD']);
@@ -38,18 +55,20 @@ function acceptedTypes(route: RouteConfig): string[] {
 }
 
 /**
- * Read, check and map the body of `request` for `route`; undefined means "send no body". The body
- * has already passed the size limit. Throws `ProblemError`: 415 wrong or missing type, 400 a body
- * where none is taken or a malformed one, 422 missing, too long or wrongly typed fields.
+ * Read, check and map the body of `request` for `route`. The body has already passed the size
+ * limit. A filled honeypot ends the reading before any field check (a trap must not answer like a
+ * form). Throws `ProblemError`: 415 wrong or missing type, 400 a body where none is taken or a
+ * malformed one, 422 missing, too long or wrongly typed fields, and for the Turnstile field 400
+ * given twice or 403 not a string.
  */
-export async function readBody(request: Request, route: RouteConfig): Promise<OutgoingBody | undefined> {
+export async function readBody(request: Request, route: RouteConfig): Promise<Submission> {
   const contentType = request.headers.get('Content-Type');
   const bytes = request.body === null ? new Uint8Array(0) : new Uint8Array(await request.arrayBuffer());
   if (bytes.length === 0 && contentType === null) {
     if (BODY_EXPECTED_METHODS.has(request.method) && route.body === 'required') {
       throw problem('body-required', `this route needs a body: send ${acceptedTypes(route).join(', ')}`, { headers: { 'Accept-Post': acceptedTypes(route).join(', ') } });
     }
-    return undefined;
+    return NO_BODY;
   }
   if (BODILESS_METHODS.has(request.method)) throw problem('body-not-allowed', `a ${request.method} request carries no body`);
   if (route.body === 'none') throw problem('body-not-allowed', 'this route takes no body');
@@ -57,13 +76,14 @@ export async function readBody(request: Request, route: RouteConfig): Promise<Ou
   const type = mediaType(contentType);
   if (isJsonType(type)) return readJson(bytes, contentType!, route);
   if (FORM_TYPES.includes(type)) return readForm(request, bytes, contentType!, route);
-  if (route.opaque_types.includes(type)) return { bytes, contentType: contentType! };
+  // An opaque body has no fields: a Turnstile token can only come as the header.
+  if (route.opaque_types.includes(type)) return { body: { bytes, contentType: contentType! }, trapped: false };
   throw problem('unsupported-content-type', `send ${acceptedTypes(route).join(', ')}${type === '' ? '' : ` (got ${type.slice(0, 80)})`}`, {
     headers: { 'Accept-Post': acceptedTypes(route).join(', ') },
   });
 }
 
-function readJson(bytes: Uint8Array, contentType: string, route: RouteConfig): OutgoingBody {
+function readJson(bytes: Uint8Array, contentType: string, route: RouteConfig): Submission {
   let value: unknown;
   try {
     value = JSON.parse(STRICT_UTF8.decode(bytes));
@@ -73,36 +93,90 @@ function readJson(bytes: Uint8Array, contentType: string, route: RouteConfig): O
     throw problem('malformed-json', `the body is not valid JSON in UTF-8${at === undefined ? '' : ` (at character ${at})`}`);
   }
   const needsFields = route.form !== undefined || route.required_fields.length > 0;
-  if (needsFields && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+  const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (needsFields && !isObject) {
     throw problem('json-object-required', 'this route reads named fields: the body must be a JSON object');
   }
+  const taken = isObject ? takeControls(value as Record<string, unknown>, route) : NOTHING_TAKEN;
+  if (taken.trapped) return TRAPPED;
   checkFields(value, route, needsFields);
+  const turnstile = taken.turnstileField === undefined ? {} : { turnstileField: taken.turnstileField };
   // No mapping: the bytes go as sent (re-serialising would round numbers past 2^53), with the
-  // client's own media type (`application/merge-patch+json` stays what it is).
-  if (route.form === undefined) return { bytes, contentType };
-  return { bytes: utf8(mapFields(value as Record<string, unknown>, route.form)), contentType };
+  // client's own media type (`application/merge-patch+json` stays what it is); only a body the
+  // Worker took a field out of is written anew.
+  if (route.form === undefined) return { body: { bytes: taken.removed ? utf8(value) : bytes, contentType }, trapped: false, ...turnstile };
+  return { body: { bytes: utf8(mapFields(value as Record<string, unknown>, route.form)), contentType }, trapped: false, ...turnstile };
 }
 
-async function readForm(request: Request, bytes: Uint8Array, contentType: string, route: RouteConfig): Promise<OutgoingBody> {
+/** What `takeControls` found. */
+interface Controls {
+  trapped: boolean;
+  turnstileField?: string;
+  /** A field was taken out (the rest must be written anew). */
+  removed: boolean;
+}
+
+const NOTHING_TAKEN: Controls = { trapped: false, removed: false };
+
+/** The Worker's own fields on `route`: its honeypot, and the Turnstile widget's field. */
+function controlFields(route: RouteConfig): string[] {
+  return [...(route.honeypot === undefined ? [] : [route.honeypot]), ...(route.turnstile === undefined ? [] : [TURNSTILE_FIELD])];
+}
+
+/** Whether a honeypot value counts as filled: anything but absent, null, false, blank, or a list of those. */
+function filled(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(filled);
+  return !(v === false || blank(v));
+}
+
+/**
+ * Take the route's own fields out of a submission, in place: the honeypot (filled: a trap) and the
+ * Turnstile token (a form field given more than once is collected as a list, and refused).
+ */
+function takeControls(fields: Record<string, unknown>, route: RouteConfig): Controls {
+  let removed = false;
+  if (route.honeypot !== undefined && Object.hasOwn(fields, route.honeypot)) {
+    if (filled(fields[route.honeypot])) return { trapped: true, removed: true };
+    delete fields[route.honeypot];
+    removed = true;
+  }
+  if (route.turnstile === undefined || !Object.hasOwn(fields, TURNSTILE_FIELD)) return { trapped: false, removed };
+  const token = fields[TURNSTILE_FIELD];
+  delete fields[TURNSTILE_FIELD];
+  if (Array.isArray(token)) {
+    if (token.length > 1) throw problem('turnstile-ambiguous', `${TURNSTILE_FIELD} is given more than once; send one token`);
+    return { trapped: false, removed: true, ...(typeof token[0] === 'string' ? { turnstileField: token[0] } : {}) };
+  }
+  if (typeof token !== 'string') throw problem('turnstile-failed', `${TURNSTILE_FIELD} must be a string`);
+  return { trapped: false, removed: true, turnstileField: token };
+}
+
+async function readForm(request: Request, bytes: Uint8Array, contentType: string, route: RouteConfig): Promise<Submission> {
   let form: FormData;
   try {
     form = await new Request(request.url, { method: 'POST', headers: { 'Content-Type': contentType }, body: bytes }).formData();
   } catch {
     throw problem('malformed-form', `the body could not be read as ${mediaType(contentType)}`);
   }
-  const lists = listFields(route);
+  // The Worker's own fields are collected like lists, so a repeat can be judged (after the honeypot).
+  const lists = new Set([...listFields(route), ...controlFields(route)]);
   // No prototype: a field may be called `constructor` or `__proto__` like any other.
   const fields = Object.create(null) as Record<string, string | string[]>;
+  // Reported after the honeypot is looked at: a trap is answered as accepted whatever else is wrong.
+  const errors: FieldErrors = new Map();
   for (const [name, value] of form) {
-    if (typeof value !== 'string') throw invalid(new Map([[name, 'is a file; this route takes text fields only']]));
     const seen = fields[name];
-    if (lists.has(name)) fields[name] = [...((seen as string[] | undefined) ?? []), value];
-    else if (seen !== undefined) throw invalid(new Map([[name, 'is given more than once (only list fields may repeat)']]));
+    if (typeof value !== 'string') errors.set(name, 'is a file; this route takes text fields only');
+    else if (lists.has(name)) fields[name] = [...((seen as string[] | undefined) ?? []), value];
+    else if (seen !== undefined) errors.set(name, 'is given more than once (only list fields may repeat)');
     else fields[name] = value;
   }
+  const taken = takeControls(fields, route);
+  if (taken.trapped) return TRAPPED;
+  if (errors.size > 0) throw invalid(errors);
   checkFields(fields, route, true);
   const json = route.form === undefined ? fields : mapFields(fields, route.form);
-  return { bytes: utf8(json), contentType: 'application/json' };
+  return { body: { bytes: utf8(json), contentType: 'application/json' }, trapped: false, ...(taken.turnstileField === undefined ? {} : { turnstileField: taken.turnstileField }) };
 }
 
 const ENCODER = new TextEncoder();

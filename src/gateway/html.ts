@@ -36,6 +36,11 @@ export async function htmlAnswer(route: RouteConfig, res: Response, requestId: s
   return redirect(route, ok, res.status, { ...(result === undefined ? {} : { result }) }, requestId);
 }
 
+/** 303 to the success page as if the API had answered 200 (a filled honeypot: nothing was sent). */
+export function htmlAccepted(route: RouteConfig, requestId: string | undefined): Response {
+  return redirect(route, true, 200, {}, requestId);
+}
+
 /** 303 to the error page for a problem of the Worker's own. */
 export function htmlProblem(route: RouteConfig, p: Problem, requestId: string | undefined): Response {
   return redirect(route, false, p.status, { reason: p.reason }, requestId);

@@ -9,7 +9,7 @@
  */
 import { cors } from 'hono/cors';
 import type { MiddlewareHandler } from 'hono';
-import type { RouteConfig } from '../config';
+import { TURNSTILE_HEADER, type RouteConfig } from '../config';
 import { problem } from '../problem';
 
 /** Request headers a page may send (the preflight's Access-Control-Allow-Headers). */
@@ -67,7 +67,8 @@ export function originGuard(routes: RouteConfig[]): MiddlewareHandler {
     origin: (origin) => (origin !== '' && anyRoute(origin, '') ? origin : null),
     // A preflight learns only the methods its origin may use.
     allowMethods: (origin) => methods.filter((m) => policyFor(m)(origin, '')),
-    allowHeaders: ALLOWED_REQUEST_HEADERS,
+    // A Turnstile route also takes the widget's token as a header (fetch clients).
+    allowHeaders: routes.some((r) => r.turnstile !== undefined) ? [...ALLOWED_REQUEST_HEADERS, TURNSTILE_HEADER] : ALLOWED_REQUEST_HEADERS,
     exposeHeaders: EXPOSED_RESPONSE_HEADERS,
     maxAge: 600,
   });

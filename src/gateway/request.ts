@@ -96,16 +96,21 @@ export interface CallPlan {
   html: boolean;
 }
 
+/** The API call for a request, or that its honeypot was filled (nothing to call); see body.ts. */
+export type PreparedCall = { trapped: true } | { trapped: false; call: ApiCall; turnstileField?: string };
+
 /** The API call for `request`. Throws `ProblemError` for a query or body the route does not take. */
-export async function buildApiCall(request: Request, plan: CallPlan): Promise<ApiCall> {
+export async function buildApiCall(request: Request, plan: CallPlan): Promise<PreparedCall> {
   const q = request.url.indexOf('?');
   const search = plan.query(q === -1 ? '' : request.url.slice(q).split('#')[0]!);
-  const body = await readBody(request, plan.route);
+  const { body, trapped, turnstileField } = await readBody(request, plan.route);
+  if (trapped) return { trapped };
   const headers = forwardedRequestHeaders(request.headers);
   headers.set('Accept-Encoding', ACCEPTED_ENCODINGS);
   if (body !== undefined) headers.set('Content-Type', body.contentType);
   if (plan.html) headers.set('Accept', 'application/json');
-  return { method: request.method, url: apiUrl(plan.upstream, plan.target, search), headers, ...(body === undefined ? {} : { body: body.bytes }) };
+  const call = { method: request.method, url: apiUrl(plan.upstream, plan.target, search), headers, ...(body === undefined ? {} : { body: body.bytes }) };
+  return { trapped, call, ...(turnstileField === undefined ? {} : { turnstileField }) };
 }
 
 /**

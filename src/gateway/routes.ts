@@ -2,9 +2,11 @@
  * @module Gateway routes: turn the configured routes into a Hono app, once per config.
  *
  * A request follows this file top to bottom: origin guard and CORS (origin.ts) → raw path check →
- * method → params checked → body size limit → the API call built: query allowlist, headers, body
- * (request.ts, body.ts) → sent with the token injected (forward.ts) → the API's answer made safe
- * (answer.ts), or for a plain HTML form a 303 (html.ts).
+ * method → per-client rate limit (rate-limit.ts) → params checked → body size limit → the API call
+ * built: query allowlist, headers, body (request.ts, body.ts) → honeypot (filled: answered as
+ * accepted, nothing sent) → Turnstile verified (turnstile.ts) → sent with the token injected
+ * (forward.ts) → the API's answer made safe (answer.ts), or for a plain HTML form a 303 (html.ts).
+ * Cheap refusals come first: nothing a refused request does costs a token or an upstream call.
  * Nothing outside the configured routes can be reached: targets are fixed templates whose params
  * are checked segments, joined onto the upstream's API origin.
  */
@@ -14,17 +16,21 @@ import type { Config, RouteConfig } from '../config';
 import { scopeKey } from '../config';
 import { problem, ProblemError } from '../problem';
 import type { Env } from '../env';
-import type { AnswerOptions } from './answer';
+import { ANSWER_CSP, type AnswerOptions } from './answer';
 import { forward } from './forward';
-import { htmlAnswer, htmlProblem, wantsHtml } from './html';
+import { htmlAccepted, htmlAnswer, htmlProblem, wantsHtml } from './html';
 import { locationRewriter, SAFE_PARAM } from './locations';
 import { originGuard } from './origin';
+import { rateLimit } from './rate-limit';
 import { buildApiCall, queryPolicy, type QueryPolicy } from './request';
+import { turnstileCheck, type TurnstileCheck } from './turnstile';
 
 export interface GatewayVariables {
   requestId: string;
   /** The route that matched, once known (the HTML flow needs it for errors too). */
   route?: RouteConfig;
+  /** How the request ended when it was not an ordinary answer (`honeypot`, `rate_limited`, …), for the request log. */
+  outcome?: string;
 }
 
 export type GatewayEnv = { Bindings: Env; Variables: GatewayVariables };
@@ -34,8 +40,11 @@ const UNSAFE_RAW_PATH = /%2f|%2e|%5c|%00|\\|[\x00-\x1f\x7f]/i;
 
 /** Everything about a route that does not depend on the request, decided at registration. */
 interface RoutePlan {
+  /** The route's key in ROUTES (logs, rate-limit keys). */
+  name: string;
   route: RouteConfig;
   query: QueryPolicy;
+  turnstile: TurnstileCheck | undefined;
   answer: Omit<AnswerOptions, 'rewriteLocation'>;
   rewrite: ReturnType<typeof locationRewriter>;
 }
@@ -58,15 +67,16 @@ function bySpecificity(a: string, b: string): number {
 
 /** Register every configured route on `app`. */
 export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
-  const byPath = new Map<string, RouteConfig[]>();
-  for (const route of Object.values(config.routes)) byPath.set(route.path, [...(byPath.get(route.path) ?? []), route]);
+  const byPath = new Map<string, Array<[string, RouteConfig]>>();
+  for (const [name, route] of Object.entries(config.routes)) byPath.set(route.path, [...(byPath.get(route.path) ?? []), [name, route]]);
   const rewriters = new Map(Object.keys(config.upstreams).map((u) => [u, locationRewriter(config, u)]));
 
   for (const path of [...byPath.keys()].sort(bySpecificity)) {
-    const routes = byPath.get(path)!;
+    const named = byPath.get(path)!;
+    const routes = named.map(([, route]) => route);
     // Origin first: every later refusal to an allowed page carries CORS headers it can read.
     app.use(path, originGuard(routes), rawPathGuard);
-    for (const route of routes) {
+    for (const [name, route] of named) {
       const limit = bodyLimit({
         maxSize: route.max_body_bytes,
         onError: () => {
@@ -74,12 +84,16 @@ export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
         },
       });
       const plan: RoutePlan = {
+        name,
         route,
         query: queryPolicy(route),
+        turnstile: turnstileCheck(route),
         answer: { maxAnswerBytes: route.max_answer_bytes, activeContent: route.active_content },
         rewrite: rewriters.get(route.upstream)!,
       };
-      app.on(route.methods, path, selectRoute(route), limit, (c) => handle(c, config, plan));
+      // The rate limit before the body limit: that one reads a body sent without Content-Length.
+      const perClient = route.rate_limit === undefined ? unlimited : rateLimit(name, route.rate_limit);
+      app.on(route.methods, path, selectRoute(route), perClient, limit, (c) => handle(c, config, plan));
     }
     // Hono answers HEAD with a route's GET handler, so a GET route takes HEAD too.
     const methods = routes.flatMap((r) => r.methods);
@@ -93,6 +107,10 @@ export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
 const rawPathGuard = async (c: Context<GatewayEnv>, next: () => Promise<void>) => {
   const raw = c.req.url.slice(c.req.url.indexOf('/', c.req.url.indexOf('//') + 2)).split('?')[0] ?? '';
   if (UNSAFE_RAW_PATH.test(raw)) throw problem('path-not-allowed', 'encoded separators, dot segments, backslashes and control characters are refused');
+  await next();
+};
+
+const unlimited = async (_c: Context<GatewayEnv>, next: () => Promise<void>) => {
   await next();
 };
 
@@ -111,7 +129,23 @@ async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): 
   const target = route.target.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ''));
   // A browser form asks for HTML; the API is asked for what it speaks, and the page gets a 303.
   const html = wantsHtml(c.req.raw, route);
-  const call = await buildApiCall(c.req.raw, { route, upstream, query: plan.query, target, html });
+  const prepared = await buildApiCall(c.req.raw, { route, upstream, query: plan.query, target, html });
+  const log = (line: Record<string, unknown>) => console.log(JSON.stringify({ ...line, request_id: c.get('requestId'), route: plan.name }));
+  if (prepared.trapped) {
+    // Counted, never the field's value; the answer is the one a success would get.
+    c.set('outcome', 'honeypot');
+    log({ event: 'honeypot' });
+    return html ? htmlAccepted(route, c.get('requestId')) : honeypotAnswer();
+  }
+  if (plan.turnstile !== undefined) {
+    try {
+      await plan.turnstile({ headers: c.req.raw.headers, field: prepared.turnstileField, secret: secretOf(c.env, route), log });
+    } catch (e) {
+      c.set('outcome', e instanceof ProblemError && e.problem.reason === 'turnstile-unavailable' ? 'turnstile_unavailable' : 'turnstile_refused');
+      throw e;
+    }
+  }
+  const { call } = prepared;
   const res = await forward(
     {
       env: c.env,
@@ -123,6 +157,22 @@ async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): 
     call,
   );
   return html ? htmlAnswer(route, res, c.get('requestId')) : res;
+}
+
+/** The Turnstile secret of a route (checked at start to be set: config.ts). */
+function secretOf(env: Env, route: RouteConfig): string {
+  return (env as unknown as Record<string, string>)[route.turnstile!.secret_from]!;
+}
+
+/**
+ * What a `fetch` client gets when it filled the honeypot: 200 with `{}` and the headers of a
+ * passed-back answer. It says nothing about the trap; a real answer would carry the API's body.
+ */
+function honeypotAnswer(): Response {
+  return new Response('{}', {
+    status: 200,
+    headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Content-Security-Policy': ANSWER_CSP, 'X-Content-Type-Options': 'nosniff' },
+  });
 }
 
 /** The answer to an error inside a route: problem+json, or a 303 for a plain HTML form. */

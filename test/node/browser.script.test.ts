@@ -28,6 +28,16 @@ const PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>
   <input name="q" aria-label="Query"> <button>Look up</button>
 </form>
 <div data-injector-output="get"></div>
+<form id="ts" action="/api/checked" method="post" data-injector>
+  <input type="hidden" name="occp_text" value="baker">
+  <div class="cf-turnstile"><input type="hidden" name="cf-turnstile-response" value="tok-1"></div>
+  <button>Send checked</button>
+</form>
+<form id="tsget" action="/api/checked" method="get" data-injector>
+  <input type="hidden" name="q" value="bread">
+  <div class="cf-turnstile"><input type="hidden" name="cf-turnstile-response" value="tok-1"></div>
+  <button>Look up checked</button>
+</form>
 </body></html>`;
 
 /** One request the stand-in received. */
@@ -61,6 +71,8 @@ let server: Server;
 let origin: string;
 let browser: Browser;
 let hits: Hit[] = [];
+/** The CF-Turnstile-Response header of each request ('' when absent). */
+let turnstileHeaders: string[] = [];
 let plan: Answer[] = [];
 
 beforeAll(async () => {
@@ -76,6 +88,7 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       hits.push({ method: req.method ?? '', url: req.url ?? '', accept: req.headers.accept ?? '', type: req.headers['content-type'] ?? '', body: Buffer.concat(chunks).toString() });
+      turnstileHeaders.push(String(req.headers['cf-turnstile-response'] ?? ''));
       (plan.shift() ?? json(500, { message: 'the test planned no answer for this request' }))(res);
     });
   });
@@ -92,6 +105,7 @@ afterAll(async () => {
 let page: Page;
 beforeEach(async () => {
   hits = [];
+  turnstileHeaders = [];
   plan = [];
   const pageErrors: string[] = [];
   page = await browser.newPage();
@@ -267,5 +281,46 @@ describe('errors and events', () => {
     expect(await page.locator('#post [data-injector-output]').textContent()).toBe('custom result {"n":1}');
     await submit();
     expect(await page.locator('#post [data-injector-output]').textContent()).toBe('custom error This page may not use the service.');
+  });
+});
+
+describe('Turnstile', () => {
+  /** A stand-in for Cloudflare's api.js: `reset` records the form and gives the widget a fresh token. */
+  const fakeTurnstile = () =>
+    page.evaluate(() => {
+      const w = window as unknown as { resets: string[]; turnstile: { reset(el: Element): void } };
+      w.resets = [];
+      w.turnstile = {
+        reset(el) {
+          w.resets.push(el.closest('form')!.id);
+          el.querySelector('input')!.value = `tok-${w.resets.length + 1}`;
+        },
+      };
+    });
+  const resets = () => page.evaluate(() => (window as unknown as { resets: string[] }).resets);
+
+  it('a POST sends the widget’s token as its field; after every answer the widget is reset, so a retry after a refusal sends a fresh token', async () => {
+    await fakeTurnstile();
+    plan = [problemJson(403, { reason: 'turnstile-failed', title: 'Turnstile check failed', detail: 'the Turnstile token has expired' }), json(200, { ok: true })];
+    expect(await submit('ts')).toEqual({ type: 'injector:error', status: 403 });
+    expect(await page.getByRole('alert').textContent()).toContain('The check that you are human did not pass or has expired.');
+    expect(await resets()).toEqual(['ts']);
+    expect(await submit('ts')).toEqual({ type: 'injector:result', status: 200 });
+    expect(hits.map((h) => h.body)).toEqual(['occp_text=baker&cf-turnstile-response=tok-1', 'occp_text=baker&cf-turnstile-response=tok-2']);
+    expect(turnstileHeaders).toEqual(['', '']);
+    expect(await resets()).toEqual(['ts', 'ts']);
+  });
+
+  it('a GET sends the token as the CF-Turnstile-Response header, never in the URL', async () => {
+    await fakeTurnstile();
+    plan = [json(200, [])];
+    await submit('tsget');
+    expect(hits.map((h) => h.url)).toEqual(['/api/checked?q=bread']);
+    expect(turnstileHeaders).toEqual(['tok-1']);
+  });
+
+  it('without Cloudflare’s script on the page (not loaded, blocked) the form still submits', async () => {
+    plan = [json(200, {})];
+    expect(await submit('ts')).toEqual({ type: 'injector:result', status: 200 });
   });
 });

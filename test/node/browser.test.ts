@@ -84,6 +84,30 @@ describe('the demo page with JavaScript', () => {
     await page.context().close();
   });
 
+  it('a bot that fills the hidden honeypot is answered as accepted and the coding service is never called; people never meet the field', async () => {
+    const page = await openPage();
+    await page.goto(`${WORKER}/`);
+    // Out of the accessibility tree and the tab order; Turnstile is off in the default demo.
+    expect(await page.getByRole('textbox', { name: /leave this field empty/i }).count()).toBe(0);
+    expect(await page.locator('#website').getAttribute('tabindex')).toBe('-1');
+    expect(await page.locator('[data-demo-turnstile]').isHidden()).toBe(true);
+    const before = await coderStats();
+    await fillCoder(page, 'software developer', 'writing code');
+    await page.locator('#website').fill('https://spam.example/', { force: true });
+    const answered = page.evaluate(
+      () =>
+        new Promise<string>((done) => {
+          const form = document.getElementById('coder')!;
+          form.addEventListener('injector:result', (e) => done(`result ${(e as CustomEvent<{ status: number }>).detail.status}`), { once: true });
+          form.addEventListener('injector:error', (e) => done(`error ${(e as CustomEvent<{ status: number }>).detail.status}`), { once: true });
+        }),
+    );
+    await page.getByRole('button', { name: 'Suggest codes' }).click();
+    expect(await answered).toBe('result 200');
+    expect(await coderStats()).toEqual(before);
+    await page.context().close();
+  });
+
   it('marks a bad field from the Worker’s problem errors, announces it and moves focus there', async () => {
     const page = await openPage({ viewport: { width: 390, height: 844 } }); // a phone
     const before = await coderStats();

@@ -8,6 +8,10 @@
  * origins that check the secret and the host as deploy/egress/ does (403 + `X-Egress-Refused`).
  * Both record what reaches them and mark what they forward with `X-Standin-Via`.
  *
+ * Turnstile: `https://challenges.cloudflare.com/turnstile/v0/siteverify` answers for the tokens a
+ * test registered (`turnstileToken()` in helpers.ts), as the real one does: each token verifies
+ * once (again only with the same idempotency key), then `timeout-or-duplicate`.
+ *
  * Token endpoints: any path ending in `/token`, `/oauth2/token` or `/authorization`.
  * APIs: any other path. An API call is accepted when one of its headers carries a live token of its
  * host, and answers 200 with an echo of the method, path and JSON body (never the token).
@@ -139,6 +143,7 @@ export async function standIn(request: Request): Promise<Response> {
   const url = new URL(request.url);
   if (url.hostname === 'control.standin') return control(url, request);
   if (/^egress[\w-]*\.test$/.test(url.hostname)) return egressOrigin(request, url);
+  if (url.hostname === 'challenges.cloudflare.com') return siteverify(request, url);
 
   const bytes = Buffer.from(await request.arrayBuffer());
   const body = bytes.toString('utf8');
@@ -286,7 +291,20 @@ async function control(url: URL, request: Request): Promise<Response> {
       for (const t of h.issued) h.revoked.add(t);
       return json({ ok: true });
     }
+    case '/siteverify-token': {
+      const { token, behaviour } = (await request.json()) as { token: string; behaviour: SiteverifyBehaviour };
+      siteverifyTokens.set(token, behaviour);
+      if (behaviour.spent) consumed.set(token, 'used elsewhere');
+      return json({ ok: true });
+    }
+    case '/siteverify-hits':
+      return json(siteverifyHits);
+    case '/siteverify-tokens':
+      return json([...siteverifyTokens.keys()]);
     case '/reset':
+      siteverifyHits.length = 0;
+      siteverifyTokens.clear();
+      consumed.clear();
       hits.length = 0;
       hosts.clear();
       egressHits.length = 0;
@@ -295,6 +313,83 @@ async function control(url: URL, request: Request): Promise<Response> {
     default:
       return json({ error: 'unknown control path' }, 404);
   }
+}
+
+// ---- Turnstile siteverify (issue 10) ------------------------------------------------------------
+
+/** How siteverify answers for one token (registered by the test). */
+export interface SiteverifyBehaviour {
+  /** `false`: refused with `errorCodes` (default `invalid-input-response`). Default: accepted. */
+  success?: boolean;
+  errorCodes?: string[];
+  /** The host the widget ran on, as reported on success. Default: forms.example.org. */
+  hostname?: string;
+  /** The widget's action, reported on success when set. */
+  action?: string;
+  /** Already verified elsewhere on the edge: `timeout-or-duplicate`. */
+  spent?: boolean;
+  /** Answer every attempt with this status and raw body instead (garbage, an outage). */
+  status?: number;
+  body?: string;
+  /** Answer the first this many attempts with 500, then normally. */
+  failFirst?: number;
+  /** Answer after this many ms. */
+  delayMs?: number;
+}
+
+/** One siteverify request, as the stand-in received it (the form fields). */
+export interface SiteverifyHit {
+  contentType: string;
+  secret: string;
+  response: string;
+  remoteip: string | null;
+  idempotency_key: string | null;
+  /** Any other field sent. */
+  others: string[];
+}
+
+/** The Worker's Turnstile secret in the tests; any other gets `invalid-input-secret`. */
+const TURNSTILE_SECRET = SECRETS.TEST_TURNSTILE_SECRET;
+const siteverifyHits: SiteverifyHit[] = [];
+const siteverifyTokens = new Map<string, SiteverifyBehaviour>();
+/** Tokens verified, by the idempotency key that did it. */
+const consumed = new Map<string, string>();
+
+async function siteverify(request: Request, url: URL): Promise<Response> {
+  if (url.pathname !== '/turnstile/v0/siteverify' || request.method !== 'POST') return json({ error: 'not siteverify' }, 404);
+  const form = new URLSearchParams(await request.text());
+  const response = form.get('response') ?? '';
+  const key = form.get('idempotency_key');
+  siteverifyHits.push({
+    contentType: request.headers.get('Content-Type') ?? '',
+    secret: form.get('secret') ?? '',
+    response,
+    remoteip: form.get('remoteip'),
+    idempotency_key: key,
+    others: [...form.keys()].filter((k) => !['secret', 'response', 'remoteip', 'idempotency_key'].includes(k)),
+  });
+  const refuse = (codes: string[]) => json({ success: false, 'error-codes': codes, messages: [] });
+  if (form.get('secret') !== TURNSTILE_SECRET) return refuse(['invalid-input-secret']);
+  const b = siteverifyTokens.get(response);
+  if (b === undefined) return refuse(['invalid-input-response']);
+  if (b.delayMs !== undefined) await sleep(b.delayMs);
+  if (b.failFirst !== undefined && b.failFirst > 0) {
+    b.failFirst--;
+    return new Response('<html>500 Internal Server Error</html>', { status: 500, headers: { 'Content-Type': 'text/html' } });
+  }
+  if (b.status !== undefined) return new Response(b.body ?? '', { status: b.status, headers: { 'Content-Type': 'application/json' } });
+  if (b.success === false) return refuse(b.errorCodes ?? ['invalid-input-response']);
+  const by = consumed.get(response);
+  if (by !== undefined && by !== key) return refuse(['timeout-or-duplicate']);
+  consumed.set(response, key ?? '');
+  return json({
+    success: true,
+    challenge_ts: new Date().toISOString(),
+    hostname: b.hostname ?? 'forms.example.org',
+    'error-codes': [],
+    ...(b.action === undefined ? {} : { action: b.action }),
+    cdata: '',
+  });
 }
 
 // ---- Gateway answer shapes (issue 9): what a real or hostile API may send back ------------------

@@ -2,7 +2,9 @@
  * The no-JavaScript demo flow: a form post lands on /result with the API's answer, rendered
  * server-side and escaped (issue 4: "submit with JavaScript disabled, land on the result").
  */
+import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
+import worker from '../../src/index';
 import { call, setApi } from '../helpers';
 
 const answer = {
@@ -109,5 +111,16 @@ describe('GET /result (DEMO_PAGES)', () => {
       expect(res.status, raw).toBe(200);
       expect(res.text).toContain('This result could not be shown.');
     }
+  });
+});
+
+describe('GET /demo-settings.json (DEMO_PAGES)', () => {
+  it('names no Turnstile sitekey by default, and the one DEMO_TURNSTILE_SITEKEY sets (the turnstile environment)', async () => {
+    const off = await call('/demo-settings.json', { origin: null });
+    expect([off.status, off.json()]).toEqual([200, { turnstile_sitekey: null }]);
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(new Request('https://injector.example/demo-settings.json'), { ...env, DEMO_TURNSTILE_SITEKEY: '1x00000000000000000000AA' }, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(await res.json()).toEqual({ turnstile_sitekey: '1x00000000000000000000AA' });
   });
 });
