@@ -161,7 +161,8 @@ function makeStandIn(issuedBefore: Set<string> = new Set()): StandIn {
       if (url.pathname.endsWith('/oauth2/token')) {
         stats.tokenRequests++;
         if (PARAMS.tokenDelayMs > 0) await sleep(PARAMS.tokenDelayMs);
-        current = `tok_${++seq}_${Math.random().toString(36).slice(2, 10)}`;
+        // 16+ characters: the injector refuses shorter tokens (they could not be cut out of an echo).
+        current = `tok_bench_${++seq}_${Math.random().toString(36).slice(2, 10).padEnd(8, '0')}`;
         issued.add(current);
         return json(JSON.stringify({ access_token: current, token_type: 'bearer', expires_in: 3600 }));
       }
