@@ -263,6 +263,8 @@ export const routeSchema = z
       .default({}),
     required_fields: z.array(z.string().min(1)).default([]),
     max_field_length: z.int().min(1).default(10_000),
+    /** Submitted values that may appear in this route's request log line (none by default). */
+    log_fields: z.array(z.string().min(1).max(100)).default([]),
     /** How form posts become the API's JSON: a fixed template plus field → JSON path. */
     form: z
       .strictObject({
@@ -281,6 +283,7 @@ export const routeSchema = z
     redirect_result: z.boolean().default(false),
   })
   .superRefine((r, ctx) => {
+    for (const message of logFieldIssues(r)) ctx.addIssue({ code: 'custom', path: ['log_fields'], message });
     if (r.error_redirect !== undefined && r.redirect === undefined) {
       ctx.addIssue({ code: 'custom', path: ['redirect'], message: 'error_redirect needs redirect too (where a successful form post lands)' });
     }
@@ -290,6 +293,23 @@ export const routeSchema = z
       }
     }
   });
+
+/**
+ * A route's `log_fields` must name what the route takes: a path param, a query parameter, a field
+ * of its `form` mapping or a required field. A typo would otherwise log nothing and go unnoticed,
+ * and a Turnstile token is a credential, never a value to log.
+ */
+function logFieldIssues(r: { path: string; query: Record<string, unknown>; form?: { fields: Record<string, unknown> }; required_fields: string[]; log_fields: string[] }): string[] {
+  const params = [...r.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
+  const known = new Set([...params, ...Object.keys(r.query), ...Object.keys(r.form?.fields ?? {}), ...r.required_fields]);
+  return r.log_fields.flatMap((name) =>
+    name.toLowerCase().startsWith('cf-turnstile')
+      ? [`"${name.slice(0, 100)}" is a Turnstile token, never logged`]
+      : known.has(name)
+        ? []
+        : [`"${name.slice(0, 100)}" is not a path param, query parameter, form field or required field of this route`],
+  );
+}
 
 /** A query parameter pattern as a whole-value regular expression; undefined when it does not compile. */
 export function compilePattern(pattern: string): RegExp | undefined {
@@ -302,11 +322,43 @@ export function compilePattern(pattern: string): RegExp | undefined {
 
 export type RouteConfig = z.infer<typeof routeSchema>;
 
+/** A Cloudflare Access team domain: `https://<team>.cloudflareaccess.com`, the scheme optional. */
+const accessTeamDomain = z
+  .string()
+  .regex(/^(https:\/\/)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.cloudflareaccess\.com\/?$/i, 'must be your Cloudflare Access team domain, e.g. "https://myteam.cloudflareaccess.com"')
+  .transform((d) => `https://${d.replace(/^https:\/\//i, '').replace(/\/$/, '').toLowerCase()}`);
+
+/** An Access application's audience (AUD) tag, as its overview page shows it. */
+const accessAud = z.string().regex(/^[0-9a-f]{64}$/i, "must be the Access application's Audience (AUD) tag: 64 hex characters");
+
+/**
+ * Who may read `GET /status`: the holder of an admin bearer token, people Cloudflare Access lets
+ * through to the Worker, or both. Without `STATUS`, /status does not exist.
+ */
+const statusSchema = z
+  .strictObject({
+    /** The Worker secret holding the admin bearer token (32+ characters). */
+    admin_token_from: secretName.optional(),
+    /** Cloudflare Access in front of /status: its JWT is verified against the team's certs. */
+    access: z
+      .strictObject({
+        team_domain: accessTeamDomain,
+        /** The application's AUD tag, or several (one per Access application that fronts /status). */
+        aud: z.union([accessAud.transform((a) => [a.toLowerCase()]), z.array(accessAud).min(1).transform((as) => as.map((a) => a.toLowerCase()))]),
+      })
+      .optional(),
+  })
+  .refine((s) => s.admin_token_from !== undefined || s.access !== undefined, 'set admin_token_from, access, or both (leave STATUS out and /status is off)');
+
+export type StatusConfig = z.infer<typeof statusSchema>;
+
 export interface Config {
   upstreams: Record<string, UpstreamConfig>;
   routes: Record<string, RouteConfig>;
   /** Serve the demo's server-rendered pages (`/result`). */
   demoPages: boolean;
+  /** Who may read `/status`; undefined: /status is off. */
+  status?: StatusConfig;
 }
 
 /** The config keys the Worker reads from `env`. */
@@ -314,7 +366,11 @@ export interface ConfigVars {
   UPSTREAMS?: unknown;
   ROUTES?: unknown;
   DEMO_PAGES?: unknown;
+  STATUS?: unknown;
 }
+
+/** Paths the Worker answers itself: no route may take them. */
+export const RESERVED_PATHS = ['/healthz', '/status'];
 
 const configSchema = z
   .strictObject({
@@ -322,9 +378,13 @@ const configSchema = z
     ROUTES: z.record(z.string(), routeSchema).default({}),
     // `--var DEMO_PAGES:true` arrives as a string, a TOML boolean as a boolean.
     DEMO_PAGES: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
+    STATUS: statusSchema.optional(),
   })
   .superRefine((c, ctx) => {
     for (const [name, route] of Object.entries(c.ROUTES)) {
+      if (RESERVED_PATHS.includes(route.path)) {
+        ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'path'], message: `${route.path} is the Worker's own (${RESERVED_PATHS.join(', ')}); choose another path` });
+      }
       if (!(route.upstream in c.UPSTREAMS)) {
         ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'upstream'], message: `no upstream named "${route.upstream}"` });
       }
@@ -412,19 +472,19 @@ export class ConfigError extends Error {
 
 /** Parse and validate the config vars. Throws `ConfigError`. */
 export function parseConfig(vars: ConfigVars): Config {
-  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES, DEMO_PAGES: vars.DEMO_PAGES });
+  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES, DEMO_PAGES: vars.DEMO_PAGES, STATUS: vars.STATUS });
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
   }
-  return { upstreams: result.data.UPSTREAMS, routes: result.data.ROUTES, demoPages: result.data.DEMO_PAGES };
+  const d = result.data;
+  return { upstreams: d.UPSTREAMS, routes: d.ROUTES, demoPages: d.DEMO_PAGES, ...(d.STATUS === undefined ? {} : { status: d.STATUS }) };
 }
 
 const cache = new WeakMap<object, Config | ConfigError>();
 
 /**
  * The validated config for this `env`, parsed once per isolate (env is the same object for every
- * request of an isolate), with every secret and egress binding it names present. Throws
- * `ConfigError`.
+ * request of an isolate), with every secret and binding it names present. Throws `ConfigError`.
  */
 export function loadConfig(env: ConfigVars): Config {
   let entry = cache.get(env);
@@ -432,10 +492,8 @@ export function loadConfig(env: ConfigVars): Config {
     try {
       entry = parseConfig(env);
       // Every secret and binding a config names must exist: fail at start, not at first use.
-      for (const [name, u] of Object.entries(entry.upstreams)) {
-        readCredentials(name, u, env);
-        checkEgress(name, u, env);
-      }
+      const issues = startIssues(entry, env);
+      if (issues.length > 0) entry = new ConfigError(issues);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       entry = e;
@@ -446,13 +504,77 @@ export function loadConfig(env: ConfigVars): Config {
   return entry;
 }
 
-/** Throws `ConfigError` when the binding or the secret an upstream's egress names is missing. */
-function checkEgress(name: string, u: UpstreamConfig, env: object): void {
-  const e = u.egress;
-  if (e.mode === 'binding' && !isFetcher((env as Record<string, unknown>)[e.binding])) {
-    throw new ConfigError([`UPSTREAMS.${name}.egress.binding: no service binding named "${e.binding}"`]);
+/**
+ * The start checks of a parsed config against the Worker's `env`: every secret it names is set
+ * (and strong enough where it guards something), every binding it names is there and of the right
+ * kind. All of them, so one deploy (or one `npm run check-config`) shows every problem. `bound`
+ * says whether a value is a binding of a kind; `npm run check-config` passes one that reads what
+ * wrangler.toml declares.
+ */
+export function startIssues(config: Config, env: object, bound: (kind: BindingKind, value: unknown) => boolean = (kind, v) => BINDING_KINDS[kind].is(v)): string[] {
+  const issues: string[] = [];
+  const collect = (check: () => unknown) => {
+    try {
+      check();
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      issues.push(...e.issues);
+    }
+  };
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    collect(() => readCredentials(name, u, env));
+    if (u.egress.mode === 'origin') {
+      const from = u.egress.secret_from;
+      collect(() => readEgressSecret(name, from, env));
+    }
   }
-  if (e.mode === 'origin') readEgressSecret(name, e.secret_from, env);
+  if (config.status?.admin_token_from !== undefined) collect(() => readAdminToken(config, env));
+  for (const b of namedBindings(config)) {
+    if (!bound(b.kind, (env as Record<string, unknown>)[b.name])) issues.push(`${b.key}: no ${BINDING_KINDS[b.kind].what} named "${b.name}"`);
+  }
+  return issues;
+}
+
+/**
+ * The kinds of binding a config can name: what one is called in messages, the wrangler.toml
+ * sections that declare it (each entry's `binding`, or `name`), and how it looks at runtime.
+ * A new kind (a rate limiter) is one entry here and its keys in `namedBindings`.
+ */
+export const BINDING_KINDS = {
+  fetcher: { what: 'service binding', sections: ['services', 'vpc_services', 'vpc_networks'], is: isFetcher },
+} satisfies Record<string, { what: string; sections: string[]; is: (v: unknown) => boolean }>;
+
+export type BindingKind = keyof typeof BINDING_KINDS;
+
+/** A binding the config names: the key that names it, its name, and its kind. */
+export interface NamedBinding {
+  key: string;
+  name: string;
+  kind: BindingKind;
+}
+
+/** Every binding the config names. */
+export function namedBindings(config: Config): NamedBinding[] {
+  const out: NamedBinding[] = [];
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    if (u.egress.mode === 'binding') out.push({ key: `UPSTREAMS.${name}.egress.binding`, name: u.egress.binding, kind: 'fetcher' });
+  }
+  return out;
+}
+
+/**
+ * The admin bearer token of /status, from the Worker secret `STATUS.admin_token_from`; throws
+ * `ConfigError` naming the key when it is not set or too short to resist guessing.
+ */
+export function readAdminToken(config: Config, env: object): string {
+  const from = config.status?.admin_token_from;
+  if (from === undefined) throw new ConfigError(['STATUS.admin_token_from: not configured']);
+  const value = (env as Record<string, unknown>)[from];
+  if (typeof value !== 'string' || value === '') throw new ConfigError([`STATUS.admin_token_from: Worker secret "${from}" is not set`]);
+  if (value.length < 32 || value.length > 512 || /[^\x21-\x7e]/.test(value)) {
+    throw new ConfigError([`STATUS.admin_token_from: Worker secret "${from}" must be 32 to 512 printable characters without spaces (make one with: openssl rand -hex 32)`]);
+  }
+  return value;
 }
 
 /**

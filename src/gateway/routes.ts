@@ -14,6 +14,7 @@ import type { Config, RouteConfig } from '../config';
 import { scopeKey } from '../config';
 import { problem, ProblemError } from '../problem';
 import type { Env } from '../env';
+import { fieldPicker, type FieldPicker, type RequestNotes } from '../log';
 import type { AnswerOptions } from './answer';
 import { forward } from './forward';
 import { htmlAnswer, htmlProblem, wantsHtml } from './html';
@@ -25,6 +26,10 @@ export interface GatewayVariables {
   requestId: string;
   /** The route that matched, once known (the HTML flow needs it for errors too). */
   route?: RouteConfig;
+  /** How a step ended the request its own way (`honeypot`): the request log's `outcome`. */
+  outcome?: string;
+  /** This request's log line, filled as the request goes (log.ts). */
+  log?: RequestNotes;
 }
 
 export type GatewayEnv = { Bindings: Env; Variables: GatewayVariables };
@@ -38,6 +43,8 @@ interface RoutePlan {
   query: QueryPolicy;
   answer: Omit<AnswerOptions, 'rewriteLocation'>;
   rewrite: ReturnType<typeof locationRewriter>;
+  /** Reads the route's `log_fields` for the request line; undefined when it logs none. */
+  fields: FieldPicker | undefined;
 }
 
 /**
@@ -78,6 +85,7 @@ export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
         query: queryPolicy(route),
         answer: { maxAnswerBytes: route.max_answer_bytes, activeContent: route.active_content },
         rewrite: rewriters.get(route.upstream)!,
+        fields: fieldPicker(route),
       };
       app.on(route.methods, path, selectRoute(route), limit, (c) => handle(c, config, plan));
     }
@@ -112,6 +120,10 @@ async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): 
   // A browser form asks for HTML; the API is asked for what it speaks, and the page gets a 303.
   const html = wantsHtml(c.req.raw, route);
   const call = await buildApiCall(c.req.raw, { route, upstream, query: plan.query, target, html });
+  const notes = c.get('log');
+  if (notes !== undefined && plan.fields !== undefined) {
+    notes.fields = plan.fields({ params, query: call.url.searchParams, ...(call.body === undefined ? {} : { body: call.body }), contentType: call.headers.get('Content-Type') });
+  }
   const res = await forward(
     {
       env: c.env,
@@ -119,6 +131,7 @@ async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): 
       upstream,
       waitUntil: (p) => c.executionCtx.waitUntil(p),
       answer: { ...plan.answer, rewriteLocation: (url) => plan.rewrite(url, new URL(c.req.url).origin) },
+      ...(notes === undefined ? {} : { notes }),
     },
     call,
   );
