@@ -1,7 +1,7 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 import { TEST_RATE_LIMITS } from './test/fixtures/abuse.ts';
-import { ROUTES, SECRETS, UPSTREAMS } from './test/fixtures/config.ts';
+import { ROUTES, SECRETS, STATUS, UPSTREAMS } from './test/fixtures/config.ts';
 import { standIn, standInBinding } from './test/standin/upstreams.ts';
 
 export default defineConfig({
@@ -13,7 +13,7 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
             miniflare: {
-              bindings: { UPSTREAMS, ROUTES, ...SECRETS },
+              bindings: { UPSTREAMS, ROUTES, STATUS, ...SECRETS },
               // Every fetch the Worker and its Durable Objects make lands on the stand-in upstreams.
               outboundService: standIn,
               // An egress binding (egress = { mode = "binding" }): counts what reaches it, then the

@@ -192,7 +192,7 @@ interface Instance {
 
 /**
  * What the Worker and its Durable Object logged, by `event` (their log lines are JSON): a cross-check
- * on the stand-in's counts (`token_issued`, `token_invalidated`, `token_budget_exhausted`, …).
+ * on the stand-in's counts (`request`: one per request; `token_fetched`, `token_invalidated`, `token_budget_blocked`, …).
  */
 const events: Record<string, number> = {};
 const otherLogLines: string[] = [];

@@ -299,6 +299,8 @@ export const routeSchema = z
       .default({}),
     required_fields: z.array(z.string().min(1)).default([]),
     max_field_length: z.int().min(1).default(10_000),
+    /** Submitted values that may appear in this route's request log line (none by default). */
+    log_fields: z.array(z.string().min(1).max(100)).default([]),
     /** How form posts become the API's JSON: a fixed template plus field → JSON path. */
     form: z
       .strictObject({
@@ -323,6 +325,7 @@ export const routeSchema = z
     honeypot: honeypotField.optional(),
   })
   .superRefine((r, ctx) => {
+    for (const message of logFieldIssues(r)) ctx.addIssue({ code: 'custom', path: ['log_fields'], message });
     if (r.error_redirect !== undefined && r.redirect === undefined) {
       ctx.addIssue({ code: 'custom', path: ['redirect'], message: 'error_redirect needs redirect too (where a successful form post lands)' });
     }
@@ -366,6 +369,23 @@ function abuseConflicts(r: {
   return found;
 }
 
+/**
+ * A route's `log_fields` must name what the route takes: a path param, a query parameter, a field
+ * of its `form` mapping or a required field. A typo would otherwise log nothing and go unnoticed,
+ * and a Turnstile token is a credential, never a value to log.
+ */
+function logFieldIssues(r: { path: string; query: Record<string, unknown>; form?: { fields: Record<string, unknown> }; required_fields: string[]; log_fields: string[] }): string[] {
+  const params = [...r.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
+  const known = new Set([...params, ...Object.keys(r.query), ...Object.keys(r.form?.fields ?? {}), ...r.required_fields]);
+  return r.log_fields.flatMap((name) =>
+    name.toLowerCase().startsWith('cf-turnstile')
+      ? [`"${name.slice(0, 100)}" is a Turnstile token, never logged`]
+      : known.has(name)
+        ? []
+        : [`"${name.slice(0, 100)}" is not a path param, query parameter, form field or required field of this route`],
+  );
+}
+
 /** A query parameter pattern as a whole-value regular expression; undefined when it does not compile. */
 export function compilePattern(pattern: string): RegExp | undefined {
   try {
@@ -377,6 +397,36 @@ export function compilePattern(pattern: string): RegExp | undefined {
 
 export type RouteConfig = z.infer<typeof routeSchema>;
 
+/** A Cloudflare Access team domain: `https://<team>.cloudflareaccess.com`, the scheme optional. */
+const accessTeamDomain = z
+  .string()
+  .regex(/^(https:\/\/)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.cloudflareaccess\.com\/?$/i, 'must be your Cloudflare Access team domain, e.g. "https://myteam.cloudflareaccess.com"')
+  .transform((d) => `https://${d.replace(/^https:\/\//i, '').replace(/\/$/, '').toLowerCase()}`);
+
+/** An Access application's audience (AUD) tag, as its overview page shows it. */
+const accessAud = z.string().regex(/^[0-9a-f]{64}$/i, "must be the Access application's Audience (AUD) tag: 64 hex characters");
+
+/**
+ * Who may read `GET /status`: the holder of an admin bearer token, people Cloudflare Access lets
+ * through to the Worker, or both. Without `STATUS`, /status does not exist.
+ */
+const statusSchema = z
+  .strictObject({
+    /** The Worker secret holding the admin bearer token (32+ characters). */
+    admin_token_from: secretName.optional(),
+    /** Cloudflare Access in front of /status: its JWT is verified against the team's certs. */
+    access: z
+      .strictObject({
+        team_domain: accessTeamDomain,
+        /** The application's AUD tag, or several (one per Access application that fronts /status). */
+        aud: z.union([accessAud.transform((a) => [a.toLowerCase()]), z.array(accessAud).min(1).transform((as) => as.map((a) => a.toLowerCase()))]),
+      })
+      .optional(),
+  })
+  .refine((s) => s.admin_token_from !== undefined || s.access !== undefined, 'set admin_token_from, access, or both (leave STATUS out and /status is off)');
+
+export type StatusConfig = z.infer<typeof statusSchema>;
+
 export interface Config {
   upstreams: Record<string, UpstreamConfig>;
   routes: Record<string, RouteConfig>;
@@ -384,6 +434,8 @@ export interface Config {
   demoPages: boolean;
   /** The demo page's Turnstile sitekey (public), when the demo runs with Turnstile on. */
   demoTurnstileSitekey?: string;
+  /** Who may read `/status`; undefined: /status is off. */
+  status?: StatusConfig;
 }
 
 /** The config keys the Worker reads from `env`. */
@@ -392,7 +444,11 @@ export interface ConfigVars {
   ROUTES?: unknown;
   DEMO_PAGES?: unknown;
   DEMO_TURNSTILE_SITEKEY?: unknown;
+  STATUS?: unknown;
 }
+
+/** Paths the Worker answers itself: no route may take them. */
+export const RESERVED_PATHS = ['/healthz', '/status'];
 
 const configSchema = z
   .strictObject({
@@ -402,9 +458,13 @@ const configSchema = z
     DEMO_PAGES: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
     // A sitekey is public (it is in every page with the widget); the secret never is.
     DEMO_TURNSTILE_SITEKEY: z.string().regex(/^[0-9A-Za-z_-]{10,100}$/, 'must be a Turnstile sitekey').optional(),
+    STATUS: statusSchema.optional(),
   })
   .superRefine((c, ctx) => {
     for (const [name, route] of Object.entries(c.ROUTES)) {
+      if (RESERVED_PATHS.includes(route.path)) {
+        ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'path'], message: `${route.path} is the Worker's own (${RESERVED_PATHS.join(', ')}); choose another path` });
+      }
       if (!(route.upstream in c.UPSTREAMS)) {
         ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'upstream'], message: `no upstream named "${route.upstream}"` });
       }
@@ -492,20 +552,25 @@ export class ConfigError extends Error {
 
 /** Parse and validate the config vars. Throws `ConfigError`. */
 export function parseConfig(vars: ConfigVars): Config {
-  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES, DEMO_PAGES: vars.DEMO_PAGES, DEMO_TURNSTILE_SITEKEY: vars.DEMO_TURNSTILE_SITEKEY });
+  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES, DEMO_PAGES: vars.DEMO_PAGES, DEMO_TURNSTILE_SITEKEY: vars.DEMO_TURNSTILE_SITEKEY, STATUS: vars.STATUS });
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
   }
-  const sitekey = result.data.DEMO_TURNSTILE_SITEKEY;
-  return { upstreams: result.data.UPSTREAMS, routes: result.data.ROUTES, demoPages: result.data.DEMO_PAGES, ...(sitekey === undefined ? {} : { demoTurnstileSitekey: sitekey }) };
+  const d = result.data;
+  return {
+    upstreams: d.UPSTREAMS,
+    routes: d.ROUTES,
+    demoPages: d.DEMO_PAGES,
+    ...(d.DEMO_TURNSTILE_SITEKEY === undefined ? {} : { demoTurnstileSitekey: d.DEMO_TURNSTILE_SITEKEY }),
+    ...(d.STATUS === undefined ? {} : { status: d.STATUS }),
+  };
 }
 
 const cache = new WeakMap<object, Config | ConfigError>();
 
 /**
  * The validated config for this `env`, parsed once per isolate (env is the same object for every
- * request of an isolate), with every secret and egress binding it names present. Throws
- * `ConfigError`.
+ * request of an isolate), with every secret and binding it names present. Throws `ConfigError`.
  */
 export function loadConfig(env: ConfigVars): Config {
   let entry = cache.get(env);
@@ -513,12 +578,8 @@ export function loadConfig(env: ConfigVars): Config {
     try {
       entry = parseConfig(env);
       // Every secret and binding a config names must exist: fail at start, not at first use.
-      for (const [name, u] of Object.entries(entry.upstreams)) {
-        readCredentials(name, u, env);
-        checkEgress(name, u, env);
-      }
-      const issues = Object.entries(entry.routes).flatMap(([name, r]) => routeBindingIssues(name, r, env));
-      if (issues.length > 0) throw new ConfigError(issues);
+      const issues = startIssues(entry, env);
+      if (issues.length > 0) entry = new ConfigError(issues);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       entry = e;
@@ -529,13 +590,86 @@ export function loadConfig(env: ConfigVars): Config {
   return entry;
 }
 
-/** Throws `ConfigError` when the binding or the secret an upstream's egress names is missing. */
-function checkEgress(name: string, u: UpstreamConfig, env: object): void {
-  const e = u.egress;
-  if (e.mode === 'binding' && !isFetcher((env as Record<string, unknown>)[e.binding])) {
-    throw new ConfigError([`UPSTREAMS.${name}.egress.binding: no service binding named "${e.binding}"`]);
+/**
+ * The start checks of a parsed config against the Worker's `env`: every secret it names is set
+ * (and strong enough where it guards something), every binding it names is there and of the right
+ * kind. All of them, so one deploy (or one `npm run check-config`) shows every problem. `bound`
+ * says whether a value is a binding of a kind; `npm run check-config` passes one that reads what
+ * wrangler.toml declares.
+ */
+export function startIssues(config: Config, env: object, bound: (kind: BindingKind, value: unknown) => boolean = (kind, v) => BINDING_KINDS[kind].is(v)): string[] {
+  const issues: string[] = [];
+  const collect = (check: () => unknown) => {
+    try {
+      check();
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      issues.push(...e.issues);
+    }
+  };
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    collect(() => readCredentials(name, u, env));
+    if (u.egress.mode === 'origin') {
+      const from = u.egress.secret_from;
+      collect(() => readEgressSecret(name, from, env));
+    }
   }
-  if (e.mode === 'origin') readEgressSecret(name, e.secret_from, env);
+  for (const [name, r] of Object.entries(config.routes)) {
+    const from = r.turnstile?.secret_from;
+    const value = from === undefined ? undefined : (env as Record<string, unknown>)[from];
+    if (from !== undefined && (typeof value !== 'string' || value === '')) issues.push(`ROUTES.${name}.turnstile.secret_from: Worker secret "${from}" is not set`);
+  }
+  if (config.status?.admin_token_from !== undefined) collect(() => readAdminToken(config, env));
+  for (const b of namedBindings(config)) {
+    if (!bound(b.kind, (env as Record<string, unknown>)[b.name])) issues.push(`${b.key}: no ${BINDING_KINDS[b.kind].what} named "${b.name}"${BINDING_KINDS[b.kind].hint}`);
+  }
+  return issues;
+}
+
+/**
+ * The kinds of binding a config can name: what one is called in messages, the wrangler.toml
+ * sections that declare it (each entry's `binding`, or `name`), and how it looks at runtime.
+ * A new kind (a rate limiter) is one entry here and its keys in `namedBindings`.
+ */
+export const BINDING_KINDS = {
+  fetcher: { what: 'service binding', sections: ['services', 'vpc_services', 'vpc_networks'], hint: '', is: isFetcher },
+  ratelimit: { what: 'rate limiting binding', sections: ['ratelimits'], hint: ' (declare it under [[ratelimits]] in wrangler.toml)', is: isRateLimiter },
+} satisfies Record<string, { what: string; sections: string[]; hint: string; is: (v: unknown) => boolean }>;
+
+export type BindingKind = keyof typeof BINDING_KINDS;
+
+/** A binding the config names: the key that names it, its name, and its kind. */
+export interface NamedBinding {
+  key: string;
+  name: string;
+  kind: BindingKind;
+}
+
+/** Every binding the config names. */
+export function namedBindings(config: Config): NamedBinding[] {
+  const out: NamedBinding[] = [];
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    if (u.egress.mode === 'binding') out.push({ key: `UPSTREAMS.${name}.egress.binding`, name: u.egress.binding, kind: 'fetcher' });
+  }
+  for (const [name, r] of Object.entries(config.routes)) {
+    if (r.rate_limit !== undefined) out.push({ key: `ROUTES.${name}.rate_limit`, name: r.rate_limit.binding, kind: 'ratelimit' });
+  }
+  return out;
+}
+
+/**
+ * The admin bearer token of /status, from the Worker secret `STATUS.admin_token_from`; throws
+ * `ConfigError` naming the key when it is not set or too short to resist guessing.
+ */
+export function readAdminToken(config: Config, env: object): string {
+  const from = config.status?.admin_token_from;
+  if (from === undefined) throw new ConfigError(['STATUS.admin_token_from: not configured']);
+  const value = (env as Record<string, unknown>)[from];
+  if (typeof value !== 'string' || value === '') throw new ConfigError([`STATUS.admin_token_from: Worker secret "${from}" is not set`]);
+  if (value.length < 32 || value.length > 512 || /[^\x21-\x7e]/.test(value)) {
+    throw new ConfigError([`STATUS.admin_token_from: Worker secret "${from}" must be 32 to 512 printable characters without spaces (make one with: openssl rand -hex 32)`]);
+  }
+  return value;
 }
 
 /**
@@ -554,21 +688,6 @@ export function readEgressSecret(name: string, from: string, env: object): strin
     ]);
   }
   return value;
-}
-
-/** What a route's rate limit and Turnstile need from `env`: the binding and the secret they name. */
-function routeBindingIssues(name: string, r: RouteConfig, env: object): string[] {
-  const issues: string[] = [];
-  const binding = r.rate_limit?.binding;
-  if (binding !== undefined && !isRateLimiter((env as Record<string, unknown>)[binding])) {
-    issues.push(`ROUTES.${name}.rate_limit: no rate limiting binding named "${binding}" (declare it under [[ratelimits]] in wrangler.toml)`);
-  }
-  const from = r.turnstile?.secret_from;
-  if (from !== undefined) {
-    const value = (env as Record<string, unknown>)[from];
-    if (typeof value !== 'string' || value === '') issues.push(`ROUTES.${name}.turnstile.secret_from: Worker secret "${from}" is not set`);
-  }
-  return issues;
 }
 
 /**

@@ -1,16 +1,19 @@
 /**
- * @module Worker entry: wiring only. The Hono app and the TokenStore Durable Object export.
+ * @module Worker entry: wiring only. The Hono app, the request log line, and the TokenStore export.
  *
  * Where things happen: config.ts (keys), token/grant.ts (how a token is requested),
  * token/store.ts (when: single-flight, budget, cool-down, invalidation), token/cache.ts (isolate
- * reuse), gateway/ (routes, bodies, CORS, the API request and its answer), egress.ts.
+ * reuse), gateway/ (routes, bodies, CORS, the API request and its answer), egress.ts,
+ * admin/ (/healthz, /status), log.ts (what a log line may hold).
  */
 import { Hono, type MiddlewareHandler } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
+import { registerAdmin } from './admin/routes';
 import { ConfigError, loadConfig, type Config } from './config';
 import { resultPage } from './demo/result-page';
 import { demoSettings } from './demo/settings';
 import { registerRoutes, routeErrorAnswer, type GatewayEnv } from './gateway/routes';
+import { clientRequestId, logEvent, requestLine, routeNamer, type RequestNotes } from './log';
 import { problem, problemResponse, ProblemError } from './problem';
 import type { Env } from './env';
 
@@ -20,41 +23,48 @@ export { TokenStore } from './token/store';
  * The invalid-config answer: anonymous callers learn only that the Worker is misconfigured; the
  * keys (names and messages, never values) go to the log under the same request id.
  */
-function invalidConfig(e: ConfigError, requestId: string): Response {
-  console.error(JSON.stringify({ event: 'invalid_configuration', request_id: requestId, issues: e.issues }));
+function invalidConfig(e: ConfigError, notes: RequestNotes): Response {
+  logEvent('invalid_configuration', { request_id: notes.requestId, issues: e.issues }, 'error');
+  notes.reason = 'invalid-configuration';
   return problemResponse(
     problem('invalid-configuration', 'the Worker is misconfigured; its operator can find which setting in the log, under this request id').problem,
-    requestId,
+    notes.requestId,
   );
 }
 
-/** A client's own `X-Request-Id`, as far as it is safe to log (printable ASCII, bounded). */
-function clientRequestId(value: string | null): string | undefined {
-  if (value === null) return undefined;
-  return /^[\x21-\x7e]{1,128}$/.test(value) ? value : '(unprintable or too long)';
-}
+/** Each request's notes, found by the app from the request it is given (the same object). */
+const notesOf = new WeakMap<Request, RequestNotes>();
 
 /**
  * Every request gets the Worker's own id (a UUID), in `X-Request-Id` and in problem answers; a
- * client-sent `X-Request-Id` is never adopted (it could collide or be forged), only logged beside it.
+ * client-sent `X-Request-Id` is never adopted (it could collide or be forged), only logged beside
+ * it in the request line. What a step sets for the log (`route`, `outcome`) is copied to the notes
+ * even when the step throws.
  */
-const requestIds: MiddlewareHandler<GatewayEnv> = async (c, next) => {
-  const id = crypto.randomUUID();
-  c.set('requestId', id);
-  c.header('X-Request-Id', id);
-  const theirs = clientRequestId(c.req.header('X-Request-Id') ?? null);
-  if (theirs !== undefined) console.log(JSON.stringify({ event: 'client_request_id', request_id: id, client_request_id: theirs }));
-  await next();
+const requestContext: MiddlewareHandler<GatewayEnv> = async (c, next) => {
+  const notes = notesOf.get(c.req.raw) ?? { requestId: crypto.randomUUID() };
+  c.set('requestId', notes.requestId);
+  c.set('log', notes);
+  c.header('X-Request-Id', notes.requestId);
+  try {
+    await next();
+  } finally {
+    notes.route = c.get('route');
+    notes.outcome ??= c.get('outcome');
+  }
 };
 
-/** One Hono app per validated config (configs are parsed once per isolate). */
-const apps = new WeakMap<Config, Hono<GatewayEnv>>();
+/** One Hono app per validated config (configs are parsed once per isolate), and its route namer. */
+const apps = new WeakMap<Config, { app: Hono<GatewayEnv>; routeName: ReturnType<typeof routeNamer> }>();
 
-function appFor(config: Config): Hono<GatewayEnv> {
-  let app = apps.get(config);
-  if (app === undefined) {
-    app = new Hono<GatewayEnv>();
-    app.use(requestIds, secureHeaders({ crossOriginResourcePolicy: 'cross-origin' }));
+function appFor(config: Config) {
+  let entry = apps.get(config);
+  if (entry === undefined) {
+    const app = new Hono<GatewayEnv>();
+    app.use(requestContext);
+    // First: /healthz and /status end the chain with security headers of their own.
+    registerAdmin(app, config);
+    app.use(secureHeaders({ crossOriginResourcePolicy: 'cross-origin' }));
     if (config.demoPages) {
       app.get('/result', resultPage);
       app.get('/demo-settings.json', demoSettings(config));
@@ -65,26 +75,48 @@ function appFor(config: Config): Hono<GatewayEnv> {
     });
     app.onError((err, c) => {
       const id = c.get('requestId');
-      if (err instanceof ProblemError) return routeErrorAnswer(c, err) ?? problemResponse(err.problem, id);
-      if (err instanceof ConfigError) return invalidConfig(err, id);
+      const notes = c.get('log');
+      if (err instanceof ProblemError) {
+        if (notes !== undefined) notes.reason = err.problem.reason;
+        return routeErrorAnswer(c, err) ?? problemResponse(err.problem, id);
+      }
+      if (err instanceof ConfigError && notes !== undefined) return invalidConfig(err, notes);
       // An unexpected error: log its name only (messages may quote input), answer a generic 500.
-      console.error(JSON.stringify({ event: 'unhandled_error', request_id: id, error: err.name }));
+      logEvent('unhandled_error', { request_id: id, error: err.name }, 'error');
+      if (notes !== undefined) notes.reason = 'internal-error';
       return problemResponse(problem('internal-error', 'the Worker failed; quote the request id when reporting this').problem, id);
     });
-    apps.set(config, app);
+    entry = { app, routeName: routeNamer(config.routes) };
+    apps.set(config, entry);
   }
-  return app;
+  return entry;
 }
 
 export default {
-  fetch(request: Request, env: Env, ctx: ExecutionContext): Response | Promise<Response> {
-    let config: Config;
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    // Wall time to the answer's headers: in workerd it moves only across I/O, which is what a
+    // request here spends its time on (CPU time is in the platform's own invocation metrics).
+    const started = Date.now();
+    const notes: RequestNotes = { requestId: crypto.randomUUID() };
+    const theirs = clientRequestId(request.headers.get('X-Request-Id'));
+    if (theirs !== undefined) notes.clientRequestId = theirs;
+    let res: Response;
+    let routeName: string | null = null;
     try {
-      config = loadConfig(env);
+      const { app, routeName: nameOf } = appFor(loadConfig(env));
+      notesOf.set(request, notes);
+      res = await app.fetch(request, env, ctx);
+      routeName = nameOf(notes.route, request);
     } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      return invalidConfig(e, crypto.randomUUID());
+      if (!(e instanceof ConfigError)) {
+        // Not even onError could answer: still one request line, then the platform's own 500.
+        notes.reason = 'internal-error';
+        console.error(JSON.stringify(requestLine(notes, request.method, 500, Date.now() - started, routeName)));
+        throw e;
+      }
+      res = invalidConfig(e, notes);
     }
-    return appFor(config).fetch(request, env, ctx);
+    console.log(JSON.stringify(requestLine(notes, request.method, res.status, Date.now() - started, routeName)));
+    return res;
   },
 } satisfies ExportedHandler<Env>;

@@ -55,6 +55,7 @@ export const PROBLEM_TYPES = {
   'token-store-unavailable': { status: 503, title: 'Token store unavailable' },
   'config-changing': { status: 503, title: 'Configuration changing' },
   // The Worker itself.
+  'unauthorized': { status: 401, title: 'Unauthorized' },
   'invalid-configuration': { status: 500, title: 'Invalid configuration' },
   'internal-error': { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;

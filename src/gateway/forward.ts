@@ -11,6 +11,7 @@ import { clock } from '../clock';
 import type { UpstreamConfig } from '../config';
 import { egressFor } from '../egress';
 import type { Env } from '../env';
+import type { RequestNotes } from '../log';
 import { getToken, reportRejected, reportUse, type TokenRef, type WaitUntil } from '../token/cache';
 import { DEFAULT_ANSWER, passBack, type AnswerOptions } from './answer';
 import { sendApiCall, type ApiCall } from './request';
@@ -24,6 +25,8 @@ export interface ForwardContext {
   waitUntil?: WaitUntil;
   /** How the route handles the answer (limits, active content, Location); defaults without a route. */
   answer?: AnswerOptions;
+  /** The request's log line: told where the token came from and what the API answered. */
+  notes?: RequestNotes;
 }
 
 /**
@@ -35,11 +38,13 @@ export interface ForwardContext {
 export async function forward(ctx: ForwardContext, call: ApiCall): Promise<Response> {
   const send = egressFor(ctx.upstream, ctx.env);
   const rejects = (status: number) => ctx.upstream.token_rejected_statuses.includes(status);
-  const first = await getToken(ctx.env, ctx.key);
+  const notes = ctx.notes;
+  const first = await getToken(ctx.env, ctx.key, notes);
   if (first.kind !== 'token') throw unavailableProblem(first, clock.now());
   let token = first.token;
   let sentAt = clock.now();
   let res = await sendApiCall(ctx.upstream, send, call, token);
+  if (notes !== undefined) noteCall(notes, res.status);
   if (rejects(res.status)) {
     await res.body?.cancel();
     const next = await reportRejected(ctx.env, ctx.key, token);
@@ -48,6 +53,7 @@ export async function forward(ctx: ForwardContext, call: ApiCall): Promise<Respo
     token = next.token;
     sentAt = clock.now();
     res = await sendApiCall(ctx.upstream, send, call, token);
+    if (notes !== undefined) noteCall(notes, res.status);
     if (rejects(res.status)) {
       await res.body?.cancel();
       // Tell the engine a fresh token was rejected too: it stops replacing tokens on such answers.
@@ -57,4 +63,10 @@ export async function forward(ctx: ForwardContext, call: ApiCall): Promise<Respo
   }
   await reportUse(ctx.env, ctx.key, token, sentAt, ctx.waitUntil);
   return await passBack(res, token, call.url, ctx.answer ?? DEFAULT_ANSWER);
+}
+
+/** One API call answered `status`: the request line shows the last status and how many calls. */
+function noteCall(notes: RequestNotes, status: number): void {
+  notes.upstreamStatus = status;
+  notes.upstreamCalls = (notes.upstreamCalls ?? 0) + 1;
 }

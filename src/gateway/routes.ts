@@ -16,6 +16,7 @@ import type { Config, RouteConfig } from '../config';
 import { scopeKey } from '../config';
 import { problem, ProblemError } from '../problem';
 import type { Env } from '../env';
+import { fieldPicker, type FieldPicker, type RequestNotes } from '../log';
 import { ANSWER_CSP, type AnswerOptions } from './answer';
 import { forward } from './forward';
 import { htmlAccepted, htmlAnswer, htmlProblem, wantsHtml } from './html';
@@ -29,8 +30,10 @@ export interface GatewayVariables {
   requestId: string;
   /** The route that matched, once known (the HTML flow needs it for errors too). */
   route?: RouteConfig;
-  /** How the request ended when it was not an ordinary answer (`honeypot`, `rate_limited`, …), for the request log. */
+  /** How a step ended the request its own way (`honeypot`, `rate_limited`, …): the request log's `outcome`. */
   outcome?: string;
+  /** This request's log line, filled as the request goes (log.ts). */
+  log?: RequestNotes;
 }
 
 export type GatewayEnv = { Bindings: Env; Variables: GatewayVariables };
@@ -47,6 +50,8 @@ interface RoutePlan {
   turnstile: TurnstileCheck | undefined;
   answer: Omit<AnswerOptions, 'rewriteLocation'>;
   rewrite: ReturnType<typeof locationRewriter>;
+  /** Reads the route's `log_fields` for the request line; undefined when it logs none. */
+  fields: FieldPicker | undefined;
 }
 
 /**
@@ -90,6 +95,7 @@ export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
         turnstile: turnstileCheck(route),
         answer: { maxAnswerBytes: route.max_answer_bytes, activeContent: route.active_content },
         rewrite: rewriters.get(route.upstream)!,
+        fields: fieldPicker(route),
       };
       // The rate limit before the body limit: that one reads a body sent without Content-Length.
       const perClient = route.rate_limit === undefined ? unlimited : rateLimit(name, route.rate_limit);
@@ -146,6 +152,10 @@ async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): 
     }
   }
   const { call } = prepared;
+  const notes = c.get('log');
+  if (notes !== undefined && plan.fields !== undefined) {
+    notes.fields = plan.fields({ params, query: call.url.searchParams, ...(call.body === undefined ? {} : { body: call.body }), contentType: call.headers.get('Content-Type') });
+  }
   const res = await forward(
     {
       env: c.env,
@@ -153,6 +163,7 @@ async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): 
       upstream,
       waitUntil: (p) => c.executionCtx.waitUntil(p),
       answer: { ...plan.answer, rewriteLocation: (url) => plan.rewrite(url, new URL(c.req.url).origin) },
+      ...(notes === undefined ? {} : { notes }),
     },
     call,
   );

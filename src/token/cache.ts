@@ -11,6 +11,7 @@
  */
 import { clock } from '../clock';
 import type { Env } from '../env';
+import { logEvent, type TokenSource } from '../log';
 import { fingerprintOf, storeName, storeStub, type StoreRef } from './credential-set';
 import type { RejectionOutcome, TokenKept, TokenLease, TokenOutcome, TokenUnavailable } from './outcome';
 
@@ -47,15 +48,22 @@ async function storeRef(env: Env, ref: TokenRef): Promise<StoreRef> {
 
 const keyOf = (r: StoreRef) => `${storeName(r.upstream, r.fp)}\u0000${r.scope}`;
 
-/** A token for `ref` that is usable now, or why there is none. Never an expired token. */
-export async function getToken(env: Env, ref: TokenRef): Promise<TokenOutcome> {
+/**
+ * A token for `ref` that is usable now, or why there is none. Never an expired token. `seen.token`
+ * tells the request log whether the token was reused from this isolate or the TokenStore was asked.
+ */
+export async function getToken(env: Env, ref: TokenRef, seen?: { token?: TokenSource }): Promise<TokenOutcome> {
   const sref = await storeRef(env, ref);
   const k = keyOf(sref);
   const now = clock.now();
   const e = entries.get(k);
-  if (e !== undefined && now < e.lease.refreshAt && now < e.lease.usableUntil) return e.lease;
+  if (e !== undefined && now < e.lease.refreshAt && now < e.lease.usableUntil) {
+    if (seen !== undefined) seen.token = 'cached';
+    return e.lease;
+  }
   const refused = refusals.get(k);
   if (refused !== undefined && now < refused.until) return refused.outcome;
+  if (seen !== undefined) seen.token = 'store';
 
   const outcome = (await shared(k, sref, () => storeStub(env, sref.upstream, sref.fp).getToken(sref))) as TokenOutcome;
   const later = clock.now();
@@ -157,5 +165,5 @@ function remember<T extends TokenOutcome>(k: string, outcome: T): T | TokenUnava
 
 /** The store call failed (overloaded, being reset): logged by name only, never a token. */
 function logStoreFailure(sref: StoreRef, err: unknown): void {
-  console.error(JSON.stringify({ event: 'token_store_unreachable', upstream: sref.upstream, scope: sref.scope, error: err instanceof Error ? err.name : typeof err }));
+  logEvent('token_store_unreachable', { upstream: sref.upstream, scope: sref.scope, error: err instanceof Error ? err.name : typeof err }, 'error');
 }

@@ -8,6 +8,7 @@
  * endpoint) run the very same code.
  */
 import { clock } from '../clock';
+import type { TokenEvent } from '../log';
 import type { GrantResult } from './grant';
 import type { RejectionOutcome, TokenLease, TokenOutcome, TokenUnavailable } from './outcome';
 import {
@@ -39,8 +40,8 @@ export interface EngineIO {
   request(scope: string, timeoutMs: number): Promise<GrantResult>;
   /** Persist the state (called after every change; cheap, synchronous). */
   save(): void;
-  /** A structured log line; never a token or credential. */
-  log(event: string, scope: string, fields?: Record<string, unknown>): void;
+  /** A structured log line (the README's event table); never a token or credential. */
+  log(event: TokenEvent, scope: string, fields?: Record<string, unknown>): void;
 }
 
 /** The credential set's limits on one refresh cycle. */
@@ -77,7 +78,11 @@ export class TokenEngine {
       // Due for a refresh but still good: refresh in the background, hand out the current token.
       if (running === undefined) {
         const gate = mayRequest(s, p, now, 'expiring');
-        if (!gate.ok) return lease(cur, p, gate.at);
+        if (!gate.ok) {
+          // The current token stays in use meanwhile; isolates ask again when the gate opens.
+          this.blocked(scope, gate, 'expiring', now);
+          return lease(cur, p, gate.at);
+        }
         // Nobody waits for it: a failure (storage) is logged, and the next caller tries again.
         this.refresh(scope, 'expiring').catch((e: unknown) => this.io.log('token_refresh_crashed', scope, { error: e instanceof Error ? e.name : typeof e }));
       }
@@ -87,7 +92,7 @@ export class TokenEngine {
     const cause: RequestCause = cur === undefined ? 'cold' : 'expired';
     const gate = mayRequest(s, p, now, cause);
     if (!gate.ok) {
-      this.io.log('token_request_blocked', scope, { because: gate.reason, retry_in_s: seconds(gate.at - now) });
+      this.blocked(scope, gate, cause, now);
       return unavailable(gate);
     }
     return this.refresh(scope, cause);
@@ -112,12 +117,13 @@ export class TokenEngine {
       case 'ignore':
         s.counts.rejectionsIgnored++;
         this.io.save();
+        this.io.log('token_rejected_by_api', scope, { action: 'ignore', until: new Date(verdict.until).toISOString() });
         return ignored(verdict.until);
       case 'distrust': {
         const until = startDistrust(s, now);
         s.counts.rejectionsIgnored++;
         this.io.save();
-        this.io.log('rejections_distrusted', scope, { until: new Date(until).toISOString() });
+        this.io.log('token_rejected_by_api', scope, { action: 'distrust', until: new Date(until).toISOString() });
         return ignored(until);
       }
       case 'replace': {
@@ -129,10 +135,10 @@ export class TokenEngine {
         const gate = mayRequest(s, p, clock.now(), 'rejected');
         this.io.save();
         if (!gate.ok) {
-          this.io.log('token_rejected_kept', scope, { because: gate.reason, retry_in_s: seconds(gate.at - now) });
+          this.io.log('token_rejected_by_api', scope, { action: 'keep', because: gate.reason, retry_in_s: seconds(gate.at - now) });
           return { kind: 'kept', why: gate.reason, detail: `no replacement can be had now: ${gate.detail}`, retryAt: gate.at };
         }
-        this.io.log('token_rejected', scope);
+        this.io.log('token_rejected_by_api', scope, { action: 'replace' });
         const r = await this.refresh(scope, 'rejected');
         if (r.kind === 'token') return r;
         return { kind: 'kept', why: r.reason, detail: `no replacement could be had: ${r.detail}`, ...(r.retryAt === undefined ? {} : { retryAt: r.retryAt }) };
@@ -165,7 +171,7 @@ export class TokenEngine {
       const why: RequestCause = attempt === 1 ? cause : 'retry';
       const gate = mayRequest(s, p, now, why);
       if (!gate.ok) {
-        io.log('token_request_blocked', scope, { because: gate.reason, retry_in_s: seconds(gate.at - now) });
+        this.blocked(scope, gate, why, now);
         if (attempt === 1) return unavailable(gate);
         break;
       }
@@ -189,7 +195,9 @@ export class TokenEngine {
         }
         recordIssued(s, scope, held);
         io.save();
-        io.log('token_issued', scope, { attempt, cause, lifetime_s: Math.round(held.lifetimeMs / 1000) });
+        // The rejected token is gone only now: until its replacement was stored, it stayed in use.
+        if (cause === 'rejected') io.log('token_invalidated', scope);
+        io.log(cause === 'expiring' ? 'token_refreshed' : 'token_fetched', scope, { attempt, cause, lifetime_s: Math.round(held.lifetimeMs / 1000) });
         return lease(held, p);
       }
       io.save();
@@ -205,8 +213,15 @@ export class TokenEngine {
     recordFailedCycle(s, p, failure, clock.now());
     io.save();
     const block = s.block!;
-    io.log('token_refresh_failed', scope, { kind: failure.kind, retry_in_s: seconds(block.until - clock.now()) });
+    io.log('token_cooldown_started', scope, { reason: block.reason, cooldown_s: seconds(block.until - clock.now()) });
     return { kind: 'unavailable', reason: block.reason, detail: block.detail, retryAt: block.until };
+  }
+
+  /** A token request for `cause` was not sent: the budget is spent, or a cool-down is on. */
+  private blocked(scope: string, gate: Extract<SendGate, { ok: false }>, cause: RequestCause, now: number): void {
+    const retry_in_s = seconds(gate.at - now);
+    if (gate.reason === 'budget') this.io.log('token_budget_blocked', scope, { cause, retry_in_s });
+    else this.io.log('token_cooldown_blocked', scope, { cause, reason: gate.reason, retry_in_s });
   }
 }
 

@@ -13,6 +13,7 @@ import { clock } from '../clock';
 import { ConfigError, loadConfig, readCredentials, readEgressSecret, scopesOf, sensitiveValues, type Config } from '../config';
 import { EgressRefused, egressFor, withTimeout } from '../egress';
 import type { Env } from '../env';
+import { logEvent, type TokenEvent } from '../log';
 import { redact } from '../redact';
 import { fingerprintOf, legacyStoreName, type StoreRef } from './credential-set';
 import { TokenEngine } from './engine';
@@ -62,6 +63,8 @@ export interface CredentialSetStatus {
   failures: number;
   distrust?: { until: number; level: number };
   counts: CredentialState['counts'];
+  /** The most recent token request, answered (`doneAt`) or not, whatever its outcome. */
+  lastRequest?: { sentAt: number; doneAt?: number; cause: string };
 }
 
 export class TokenStore extends DurableObject<Env> {
@@ -114,6 +117,7 @@ export class TokenStore extends DurableObject<Env> {
       failures: s.failures,
       ...(s.distrust !== undefined && now < s.distrust.until ? { distrust: s.distrust } : {}),
       counts: s.counts,
+      ...(s.requests.length === 0 ? {} : { lastRequest: { ...s.requests.at(-1)! } }),
     };
   }
 
@@ -138,7 +142,7 @@ export class TokenStore extends DurableObject<Env> {
       config = loadConfig(this.env);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
-      console.error(JSON.stringify({ event: 'invalid_configuration', issues: e.issues }));
+      logEvent('invalid_configuration', { issues: e.issues }, 'error');
       return { kind: 'unavailable', reason: 'config', detail: 'the Worker is misconfigured' };
     }
     if (config.upstreams[ref.upstream] === undefined || typeof ref.fp !== 'string' || (await fingerprintOf(this.env, ref.upstream)) !== ref.fp) {
@@ -219,13 +223,13 @@ export class TokenStore extends DurableObject<Env> {
         s.block = { until, reason, detail: 'cooling down after failed token requests' };
         s.failures = Math.max(s.failures, legacy.failure?.consecutive ?? 0);
       }
-      this.log('legacy_state_adopted', { upstream, scope }, { token: c !== undefined, token_requests: legacy.sent?.length ?? 0 });
+      this.log('token_legacy_adopted', { upstream, scope }, { token: c !== undefined, token_requests: legacy.sent?.length ?? 0 });
     }
     s.requests.sort((a, b) => a.sentAt - b.sentAt);
   }
 
-  /** Structured log line; never a token or credential. */
-  private log(event: string, ref: Pick<StoreRef, 'upstream' | 'scope'>, fields: Record<string, unknown> = {}): void {
-    console.log(JSON.stringify({ event, upstream: ref.upstream, scope: ref.scope, ...fields }));
+  /** Structured log line (the README's event table); never a token or credential. */
+  private log(event: TokenEvent, ref: Pick<StoreRef, 'upstream' | 'scope'>, fields: Record<string, unknown> = {}): void {
+    logEvent(event, { upstream: ref.upstream, scope: ref.scope, ...fields });
   }
 }

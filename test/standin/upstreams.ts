@@ -11,6 +11,8 @@
  * Turnstile: `https://challenges.cloudflare.com/turnstile/v0/siteverify` answers for the tokens a
  * test registered (`turnstileToken()` in helpers.ts), as the real one does: each token verifies
  * once (again only with the same idempotency key), then `timeout-or-duplicate`.
+ * Cloudflare Access: `https://<team>.cloudflareaccess.com/cdn-cgi/access/certs` serves the key set
+ * a test publishes (`POST /access-keys`), as the team's certs endpoint does; fetches are counted.
  *
  * Token endpoints: any path ending in `/token`, `/oauth2/token` or `/authorization`.
  * APIs: any other path. An API call is accepted when one of its headers carries a live token of its
@@ -114,6 +116,9 @@ interface HostState {
 
 const hits: Hit[] = [];
 const hosts = new Map<string, HostState>();
+/** The JWK set the Access certs endpoint serves, and how often it was fetched. */
+let accessKeys: unknown = { keys: [] };
+let accessCertFetches = 0;
 let counter = 0;
 
 function host(name: string): HostState {
@@ -144,6 +149,10 @@ export async function standIn(request: Request): Promise<Response> {
   if (url.hostname === 'control.standin') return control(url, request);
   if (/^egress[\w-]*\.test$/.test(url.hostname)) return egressOrigin(request, url);
   if (url.hostname === 'challenges.cloudflare.com') return siteverify(request, url);
+  if (url.hostname.endsWith('.cloudflareaccess.com') && url.pathname === '/cdn-cgi/access/certs') {
+    accessCertFetches++;
+    return json(accessKeys);
+  }
 
   const bytes = Buffer.from(await request.arrayBuffer());
   const body = bytes.toString('utf8');
@@ -268,6 +277,10 @@ async function control(url: URL, request: Request): Promise<Response> {
         { 'X-Hits-Total': String(hits.length) },
       );
     }
+    case '/access-keys':
+      // POST: the key set the Access certs endpoint serves from now on; GET: how often it was fetched.
+      if (request.method === 'POST') accessKeys = await request.json();
+      return json({ fetches: accessCertFetches });
     case '/egress-hits':
       return json(egressHits.filter((h) => name === '' || h.target === name));
     case '/egress-keys':

@@ -344,9 +344,10 @@ describe('request ids', () => {
     const p = expectProblem(refused, 422);
     expect(p.request_id).toMatch(UUID);
     expect(p.request_id).not.toBe(id);
-    const lines = log.mock.calls.slice(before).map((c) => String(c[0]));
-    expect(lines).toContain(JSON.stringify({ event: 'client_request_id', request_id: id, client_request_id: 'client-chosen-1' }));
-    expect(lines).toContain(JSON.stringify({ event: 'client_request_id', request_id: p.request_id, client_request_id: 'client-chosen-2' }));
+    // Beside it: in the request's one log line.
+    const lines = log.mock.calls.slice(before).map((c) => JSON.parse(String(c[0])) as Record<string, unknown>).filter((l) => l.event === 'request');
+    expect(lines.find((l) => l.request_id === id)).toMatchObject({ client_request_id: 'client-chosen-1', status: 200 });
+    expect(lines.find((l) => l.request_id === p.request_id)).toMatchObject({ client_request_id: 'client-chosen-2', status: 422 });
   });
 
   it('a client id that is not printable or too long is logged as such, not as sent', async () => {
@@ -355,7 +356,7 @@ describe('request ids', () => {
     const res = await post('/gwcheck/code/occp', goodCode, { headers: { 'X-Request-Id': 'x'.repeat(129) } });
     expect(res.headers.get('X-Request-Id')).toMatch(UUID);
     const line = log.mock.calls.slice(before).map((c) => String(c[0])).find((l) => l.includes('client_request_id'));
-    expect(line).toContain('(unprintable or too long)');
+    expect(line).toContain('"client_request_id":"(unprintable or too long)"');
     expect(line).not.toContain('x'.repeat(129));
   });
 });

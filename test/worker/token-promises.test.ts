@@ -46,7 +46,7 @@ describe('1. one visitor cannot black out a public form', () => {
     const status = await scopeStatus('deny401');
     expect(status.budget).toMatchObject({ max: 10, inWindow: 2 });
     expect(status.distrust).toMatchObject({ level: 0 });
-    expect(logged()).toContain('"event":"rejections_distrusted"');
+    expect(logged()).toContain('"event":"token_rejected_by_api","upstream":"deny401","scope":"","action":"distrust"');
   });
 });
 

@@ -1,0 +1,76 @@
+/**
+ * @module The operator's paths: `GET /healthz` (public, no detail) and `GET /status` (guarded).
+ *
+ * /healthz answers `ok` when this isolate has a valid config; an invalid one is already a 500 for
+ * every path (index.ts), so a health check sees what a visitor would. It calls nothing: no
+ * upstream, no Durable Object. /status exists only when `STATUS` is configured; it asks every
+ * credential set's TokenStore (admin/status.ts) and answers JSON, or HTML to a browser. Neither
+ * path is CORS-enabled: no page of another origin can read them.
+ */
+import type { Hono } from 'hono';
+import { secureHeaders } from 'hono/secure-headers';
+import type { Config } from '../config';
+import type { GatewayEnv } from '../gateway/routes';
+import { logEvent } from '../log';
+import { problem } from '../problem';
+import { statusAuth, type StatusAuth } from './auth';
+import { statusReport } from './status';
+import { statusPage, statusPageCsp } from './status-page';
+
+/** Never cached. */
+const PRIVATE = { 'Cache-Control': 'no-store' };
+
+/**
+ * Register /healthz and, when configured, /status. Call it before the app's own security headers:
+ * these paths get theirs here, with `Cross-Origin-Resource-Policy: same-origin` (no other origin
+ * may even embed them), and the handlers end the chain.
+ */
+export function registerAdmin(app: Hono<GatewayEnv>, config: Config): void {
+  const headers = secureHeaders({ crossOriginResourcePolicy: 'same-origin' });
+  app.use('/healthz', headers);
+  app.get('/healthz', (c) => {
+    const notes = c.get('log');
+    if (notes !== undefined) notes.outcome = 'health';
+    return c.body('ok\n', 200, { 'Content-Type': 'text/plain; charset=utf-8', ...PRIVATE });
+  });
+  app.all('/healthz', () => {
+    throw problem('method-not-allowed', '/healthz accepts GET, HEAD', { headers: { Allow: 'GET, HEAD' } });
+  });
+  if (config.status === undefined) return;
+
+  // One guard per isolate's env (it holds the admin token's digest and the Access key set).
+  const guards = new WeakMap<object, StatusAuth>();
+  app.use('/status', headers);
+  app.get('/status', async (c) => {
+    let guard = guards.get(c.env);
+    if (guard === undefined) guards.set(c.env, (guard = statusAuth(config, c.env)!));
+    const notes = c.get('log');
+    const auth = await guard(c.req.raw);
+    if ('refused' in auth) {
+      // Why, for the operator; the caller learns only that it needs credentials.
+      logEvent('status_refused', { request_id: c.get('requestId'), why: auth.refused });
+      const error = auth.refused === 'no-credentials' ? '' : ', error="invalid_token"';
+      throw problem('unauthorized', '/status needs the admin bearer token or a Cloudflare Access login', {
+        headers: { 'WWW-Authenticate': `Bearer realm="status"${error}` },
+      });
+    }
+    if (notes !== undefined) notes.outcome = `status-${auth.caller}`;
+    const url = new URL(c.req.url);
+    for (const name of new Set(url.searchParams.keys())) {
+      if (name !== 'upstream' && name !== 'format') throw problem('query-not-allowed', `/status takes upstream and format, not ${name.slice(0, 100)}`);
+    }
+    const asked = url.searchParams.getAll('upstream');
+    const unknown = asked.filter((u) => !Object.hasOwn(config.upstreams, u));
+    if (unknown.length > 0) throw problem('not-found', `no upstream named ${unknown.map((u) => `"${u.slice(0, 100)}"`).join(', ')}`);
+    const report = await statusReport(c.env, config, asked.length === 0 ? undefined : [...new Set(asked)]);
+    const format = url.searchParams.get('format') ?? ((c.req.header('Accept') ?? '').includes('text/html') ? 'html' : 'json');
+    if (format !== 'html' && format !== 'json') throw problem('query-not-allowed', 'format is html or json');
+    if (format === 'html') {
+      return c.body(statusPage(report), 200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': await statusPageCsp(), Vary: 'Accept', ...PRIVATE });
+    }
+    return c.body(JSON.stringify(report, null, 2), 200, { 'Content-Type': 'application/json; charset=utf-8', Vary: 'Accept', ...PRIVATE });
+  });
+  app.all('/status', () => {
+    throw problem('method-not-allowed', '/status accepts GET, HEAD', { headers: { Allow: 'GET, HEAD' } });
+  });
+}

@@ -1,0 +1,215 @@
+/**
+ * @module Structured logs: one JSON line per request, and the names of every other event.
+ *
+ * Workers Logs indexes the fields of a JSON line, so every line is one `JSON.stringify`d object
+ * with an `event`. What may appear in a line is decided here and nowhere else: ids, names from
+ * the config, statuses, durations, problem slugs — never a token, a secret, an `Authorization`
+ * value or a submitted value, except the fields a route names in `log_fields` (the operator's
+ * explicit choice, bounded in size). The README's "Logs" section is the table of these events.
+ */
+import type { RouteConfig } from './config';
+
+/** Events the TokenStore logs, per credential set and scope set (README, "Logs"). */
+export type TokenEvent =
+  | 'token_fetched'
+  | 'token_refreshed'
+  | 'token_request_failed'
+  | 'token_cooldown_started'
+  | 'token_cooldown_blocked'
+  | 'token_budget_blocked'
+  | 'token_rejected_by_api'
+  | 'token_invalidated'
+  | 'token_legacy_adopted'
+  | 'token_refresh_crashed';
+
+/** Write one structured line. `error` goes to `console.error` (Workers Logs level "error"). */
+export function logEvent(event: string, fields: Record<string, unknown>, level: 'log' | 'error' = 'log'): void {
+  console[level](JSON.stringify({ event, ...fields }));
+}
+
+/** Where this request's token came from: this isolate's cache (no Durable Object call), or the TokenStore. */
+export type TokenSource = 'cached' | 'store';
+
+/**
+ * What the steps of one request tell its log line. Created before the app runs (index.ts), filled
+ * as the request goes (the gateway: route, upstream status, token source, logged fields), written
+ * once when the answer is ready.
+ */
+export interface RequestNotes {
+  requestId: string;
+  /** The client's own `X-Request-Id`, as far as it is safe to log. */
+  clientRequestId?: string;
+  route?: RouteConfig;
+  /** Set by a step that ends the request its own way (`honeypot`, `health`, `status`). */
+  outcome?: string;
+  /** The problem slug the request was refused or failed with. */
+  reason?: string;
+  /** The API's status, of the last call when a rejected token was retried. */
+  upstreamStatus?: number;
+  /** API calls made: 2 when a rejected token was replaced and the call sent again. */
+  upstreamCalls?: number;
+  token?: TokenSource;
+  /** The values of the route's `log_fields`. */
+  fields?: Record<string, unknown>;
+}
+
+/** The fields of a request line, in the order they are written (README, "Logs"). */
+export interface RequestLine {
+  event: 'request';
+  request_id: string;
+  client_request_id?: string;
+  /** The route's name in ROUTES; null when no route matched (404, /healthz, /status). */
+  route: string | null;
+  method: string;
+  status: number;
+  upstream_status?: number;
+  upstream_calls?: number;
+  /** Until the answer's headers (a streamed body may go on after). */
+  duration_ms: number;
+  /** `forwarded`, `preflight`, a problem slug, or what a step set (`honeypot`, `health`, `status`, `page`). */
+  outcome: string;
+  token?: TokenSource;
+  fields?: Record<string, unknown>;
+}
+
+/** A client's own `X-Request-Id`, as far as it is safe to log (printable ASCII, bounded). */
+export function clientRequestId(value: string | null): string | undefined {
+  if (value === null) return undefined;
+  return /^[\x21-\x7e]{1,128}$/.test(value) ? value : '(unprintable or too long)';
+}
+
+/** An HTTP method as it may be logged: a token of at most 16 characters, else a placeholder. */
+function loggedMethod(method: string): string {
+  return /^[A-Z]{1,16}$/.test(method) ? method : '(other)';
+}
+
+/** What happened to a request, for its line: see `RequestLine.outcome`. */
+function outcomeOf(notes: RequestNotes, method: string, status: number): string {
+  if (notes.outcome !== undefined) return notes.outcome;
+  if (notes.reason !== undefined) return notes.reason;
+  if (notes.upstreamStatus !== undefined) return 'forwarded';
+  if (method === 'OPTIONS' && status === 204) return 'preflight';
+  return 'answered';
+}
+
+/** The request line of one request; `routeName` names a route that did not take the request itself. */
+export function requestLine(notes: RequestNotes, method: string, status: number, durationMs: number, routeName: string | null): RequestLine {
+  return {
+    event: 'request',
+    request_id: notes.requestId,
+    ...(notes.clientRequestId === undefined ? {} : { client_request_id: notes.clientRequestId }),
+    route: routeName,
+    method: loggedMethod(method),
+    status,
+    ...(notes.upstreamStatus === undefined ? {} : { upstream_status: notes.upstreamStatus }),
+    ...(notes.upstreamCalls === undefined || notes.upstreamCalls < 2 ? {} : { upstream_calls: notes.upstreamCalls }),
+    duration_ms: durationMs,
+    outcome: outcomeOf(notes, method, status),
+    ...(notes.token === undefined ? {} : { token: notes.token }),
+    ...(notes.fields === undefined ? {} : { fields: notes.fields }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which route a request was for
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The name of the route a request was for, decided once per config. The route that took the
+ * request names itself; a request refused before a route took it (a disallowed origin, a
+ * preflight, a 405) is put down to the routes on its path: the one that takes its method (a
+ * preflight's: `Access-Control-Request-Method`), else all of them, comma-separated.
+ */
+export function routeNamer(routes: Record<string, RouteConfig>): (route: RouteConfig | undefined, request: Request) => string | null {
+  const names = new Map(Object.entries(routes).map(([name, r]) => [r, name]));
+  const byPath = new Map<string, Array<[string, RouteConfig]>>();
+  for (const [name, r] of Object.entries(routes)) byPath.set(r.path, [...(byPath.get(r.path) ?? []), [name, r]]);
+  const paths = [...byPath].map(([path, rs]) => ({
+    // A param matches one segment; everything else literally (route paths have no regex characters but `.`).
+    regex: new RegExp(`^${path.replace(/\./g, '\\.').replace(/:[A-Za-z_][A-Za-z0-9_]*/g, '[^/]+')}/?$`),
+    routes: rs,
+    params: (path.match(/:/g) ?? []).length,
+  }));
+  // Specific paths first, as the router registers them.
+  paths.sort((a, b) => a.params - b.params);
+  return (route, request) => {
+    if (route !== undefined) return names.get(route) ?? null;
+    const pathname = new URL(request.url).pathname;
+    const hit = paths.find((p) => p.regex.test(pathname));
+    if (hit === undefined) return null;
+    const method = request.method === 'OPTIONS' ? (request.headers.get('Access-Control-Request-Method') ?? 'OPTIONS') : request.method === 'HEAD' ? 'GET' : request.method;
+    const taking = hit.routes.filter(([, r]) => r.methods.includes(method as RouteConfig['methods'][number]));
+    return (taking.length > 0 ? taking : hit.routes).map(([name]) => name).join(',');
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A route's `log_fields`
+// ---------------------------------------------------------------------------------------------
+
+/** Longest string value logged for a field, and most items of a list. */
+const MAX_LOGGED_CHARS = 200;
+const MAX_LOGGED_ITEMS = 20;
+
+/** What a route's fields are read from, once the API call is built. */
+export interface FieldSources {
+  params: Record<string, string>;
+  /** The query forwarded to the API (only the parameters the route names). */
+  query: URLSearchParams;
+  /** The JSON body sent to the API, when there is one (mapped or as sent). */
+  body?: Uint8Array;
+  contentType?: string | null;
+}
+
+/** Reads the values of a route's `log_fields`; undefined for a route that logs none. Decided once per route. */
+export type FieldPicker = (from: FieldSources) => Record<string, unknown>;
+
+export function fieldPicker(route: RouteConfig): FieldPicker | undefined {
+  if (route.log_fields.length === 0) return undefined;
+  const params = new Set([...route.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!));
+  // Where each body field lands in the JSON sent: its mapped path, or its own name at the top.
+  const bodyPath = (name: string): string[] => {
+    const spec = route.form?.fields[name];
+    if (spec === undefined) return [name];
+    return (typeof spec === 'string' ? spec : spec.path).split('.');
+  };
+  const plan = route.log_fields.map((name) => ({
+    name,
+    from: params.has(name) ? ('param' as const) : Object.hasOwn(route.query, name) ? ('query' as const) : ('body' as const),
+    path: bodyPath(name),
+  }));
+  const readsBody = plan.some((p) => p.from === 'body');
+  return (from) => {
+    const out: Record<string, unknown> = {};
+    let body: unknown;
+    if (readsBody && from.body !== undefined && /json/i.test(from.contentType ?? '')) {
+      try {
+        body = JSON.parse(new TextDecoder().decode(from.body));
+      } catch {
+        body = undefined;
+      }
+    }
+    for (const p of plan) {
+      const value =
+        p.from === 'param' ? from.params[p.name] : p.from === 'query' ? listOrOne(from.query.getAll(p.name)) : p.path.reduce<unknown>((node, key) => (isRecord(node) && Object.hasOwn(node, key) ? node[key] : undefined), body);
+      if (value !== undefined) out[p.name] = bounded(value);
+    }
+    return out;
+  };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function listOrOne(values: string[]): string | string[] | undefined {
+  return values.length === 0 ? undefined : values.length === 1 ? values[0] : values;
+}
+
+/** A value as logged: scalars as they are (strings cut short), lists cut short, objects by their kind only. */
+function bounded(v: unknown): unknown {
+  if (typeof v === 'string') return v.length > MAX_LOGGED_CHARS ? `${v.slice(0, MAX_LOGGED_CHARS)}…` : v;
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return v;
+  if (Array.isArray(v)) return v.slice(0, MAX_LOGGED_ITEMS).map((x) => (Array.isArray(x) || isRecord(x) ? '(object)' : bounded(x)));
+  return '(object)';
+}
