@@ -28,7 +28,7 @@ registerHooks({
     return nextResolve(specifier, context);
   },
 });
-const { BINDING_KINDS, ConfigError, parseConfig, startIssues } = await import('../src/config.ts');
+const { BINDING_KINDS, ConfigError, parseConfig, rateLimitDeclarationIssues, startIssues } = await import('../src/config.ts');
 type BindingKind = keyof typeof BINDING_KINDS;
 
 /** A value that stands for a secret known only by name (`--secrets`): strong enough for every check. */
@@ -113,6 +113,12 @@ function check(env: Environment, root: string, namedSecrets: string[] | undefine
     const config = parseConfig(vars ?? {});
     const bindings = declaredBindings(env.section);
     problems.push(...startIssues(config, { ...vars, ...secrets, ...bindings }, (kind, value) => value instanceof Declared && value.kinds.has(kind)));
+    // What only wrangler.toml can tell: a route's period is its binding's (else Retry-After lies).
+    // (A binding not declared at all is already a start issue above.)
+    const ratelimits = (Array.isArray(env.section.ratelimits) ? env.section.ratelimits : []).flatMap((e: unknown) =>
+      isTable(e) && typeof e.name === 'string' ? [{ name: e.name, ...(isTable(e.simple) ? { simple: e.simple as { period?: number } } : {}) }] : [],
+    );
+    problems.push(...rateLimitDeclarationIssues(config, ratelimits).filter((p) => p.includes('.period:')));
     const guard = config.status === undefined ? 'off' : [config.status.admin_token_from === undefined ? '' : 'admin token', config.status.access === undefined ? '' : 'Access'].filter(Boolean).join(' + ');
     summary = `${Object.keys(config.upstreams).length} upstream(s), ${Object.keys(config.routes).length} route(s), /status ${guard}; secrets from ${secretsFrom}`;
   } catch (e) {

@@ -163,6 +163,8 @@ export const upstreamSchema = z
       // The egress forwards over https only, and owns these headers.
       for (const key of ['api_origin', 'token_url'] as const) {
         if (!u[key].startsWith('https:')) issue(key, 'must be https: an egress origin forwards over https only');
+        // The reference egress lists hosts on port 443; another port would be refused as "not listed".
+        else if (!URL.canParse(u[key]) || !['', '443'].includes(new URL(u[key]).port)) issue(key, 'must use port 443: an egress origin forwards to https on 443 only');
       }
       if (EGRESS_HEADERS.includes(u.inject_header.toLowerCase())) issue('inject_header', `${u.inject_header} is the egress's own header`);
     }
@@ -375,7 +377,7 @@ function abuseConflicts(r: {
  * and a Turnstile token is a credential, never a value to log.
  */
 function logFieldIssues(r: { path: string; query: Record<string, unknown>; form?: { fields: Record<string, unknown> }; required_fields: string[]; log_fields: string[] }): string[] {
-  const params = [...r.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
+  const params = pathParams(r.path);
   const known = new Set([...params, ...Object.keys(r.query), ...Object.keys(r.form?.fields ?? {}), ...r.required_fields]);
   return r.log_fields.flatMap((name) =>
     name.toLowerCase().startsWith('cf-turnstile')
@@ -468,9 +470,9 @@ const configSchema = z
       if (!(route.upstream in c.UPSTREAMS)) {
         ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'upstream'], message: `no upstream named "${route.upstream}"` });
       }
-      const params = new Set([...route.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]));
+      const params = new Set(pathParams(route.path));
       for (const m of route.target.matchAll(/\{([^}]*)\}/g)) {
-        if (!params.has(m[1])) ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'target'], message: `{${m[1]}} is not a param of path` });
+        if (!params.has(m[1]!)) ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'target'], message: `{${m[1]}} is not a param of path` });
       }
       for (const origin of route.allowed_origins) {
         const message =
@@ -682,9 +684,11 @@ export function readEgressSecret(name: string, from: string, env: object): strin
   if (typeof value !== 'string' || value === '') {
     throw new ConfigError([`UPSTREAMS.${name}.egress.secret_from: Worker secret "${from}" is not set`]);
   }
-  if (!/^[A-Za-z0-9._~-]{32,512}$/.test(value)) {
+  // No `~` (nginx reads a map key starting with it as a regex) and no `.` (any character in one);
+  // at most 100, so the reference egress's map hash builds with nginx's default bucket size.
+  if (!/^[A-Za-z0-9_-]{32,100}$/.test(value)) {
     throw new ConfigError([
-      `UPSTREAMS.${name}.egress.secret_from: Worker secret "${from}" must be 32 to 512 characters of A-Z a-z 0-9 . _ ~ - (make one with: openssl rand -hex 32)`,
+      `UPSTREAMS.${name}.egress.secret_from: Worker secret "${from}" must be 32 to 100 characters of A-Z a-z 0-9 _ - (make one with: openssl rand -hex 32)`,
     ]);
   }
   return value;
@@ -762,6 +766,11 @@ export function readCredentials(name: string, u: UpstreamConfig, env: object): C
 /** The credential values, for redaction of any outside text. */
 export function sensitiveValues(c: Credentials): string[] {
   return [c.clientSecret, c.password, c.clientId, c.username].filter((v): v is string => v !== undefined);
+}
+
+/** The names of a route path's params (`/batches/:id` → `id`). */
+export function pathParams(path: string): string[] {
+  return [...path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
 }
 
 /** Every scope set (normalised) the config asks tokens of `upstream` for: its own and its routes'. */

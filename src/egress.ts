@@ -12,8 +12,12 @@
  */
 import type { UpstreamConfig } from './config';
 
-/** Sends one request on behalf of an upstream. Throws `EgressRefused` when the egress refuses it. */
-export type Egress = (request: Request) => Promise<Response>;
+/**
+ * Sends one request on behalf of an upstream. Throws `EgressRefused` when the egress refuses it.
+ * `init` goes to `fetch()` itself: workerd honours `encodeResponseBody: 'manual'` there (API
+ * answers are decoded by answer.ts, bounded), not on the Request.
+ */
+export type Egress = (request: Request, init?: RequestInit) => Promise<Response>;
 
 /** Names the real upstream host (`host[:port]`, as in the URL) for the egress origin. */
 export const EGRESS_HOST_HEADER = 'X-Egress-Host';
@@ -60,24 +64,39 @@ export function egressFor(upstream: UpstreamConfig, env: object): Egress {
   return egress;
 }
 
+/**
+ * The secrets an upstream's egress puts on its requests (the egress origin's shared secret): to be
+ * cut out of any answer too, in case an egress or an API echoes request headers back.
+ */
+export function egressSecrets(upstream: UpstreamConfig, env: object): string[] {
+  const e = upstream.egress;
+  return e.mode === 'origin' ? [secretOf(e.secret_from, env)] : NO_SECRETS;
+}
+const NO_SECRETS: string[] = [];
+
+/** A Worker secret the config names (`loadConfig` has checked it is set and strong enough). */
+function secretOf(from: string, env: object): string {
+  return (env as Record<string, string>)[from]!;
+}
+
 function build(upstream: UpstreamConfig, env: object): Egress {
   const e = upstream.egress;
   switch (e.mode) {
     case 'direct':
-      return (request) => fetch(request);
+      return (request, init) => fetch(request, init);
     case 'binding': {
       // Structural (not `Fetcher`): config.ts imports this module, and it also loads in Node.
-      const binding = (env as Record<string, { fetch(request: Request): Promise<Response> }>)[e.binding]!;
-      return (request) => binding.fetch(request);
+      const binding = (env as Record<string, { fetch(request: Request, init?: RequestInit): Promise<Response> }>)[e.binding]!;
+      return (request, init) => binding.fetch(request, init);
     }
     case 'origin':
-      return viaOrigin(new URL(e.url).origin, (env as Record<string, string>)[e.secret_from]!);
+      return viaOrigin(new URL(e.url).origin, secretOf(e.secret_from, env));
   }
 }
 
 /** Send each request to the egress origin `origin`, naming its real host, with the shared secret. */
 function viaOrigin(origin: string, secret: string): Egress {
-  return async (request) => {
+  return async (request, init) => {
     const target = new URL(request.url);
     const headers = new Headers(request.headers);
     // set(), not append(): whatever else put these names on the request never reaches the egress.
@@ -88,6 +107,7 @@ function viaOrigin(origin: string, secret: string): Egress {
     const body = request.body === null ? undefined : await request.arrayBuffer();
     const res = await fetch(
       new Request(`${origin}${target.pathname}${target.search}`, { method: request.method, headers, body, redirect: 'manual', signal: request.signal }),
+      init,
     );
     const refused = res.headers.get(EGRESS_REFUSED_HEADER);
     if (refused === null) return res;

@@ -22,7 +22,7 @@ export const MIN_REDACTED = 4;
 /** What replaces a secret. */
 export const REDACTED = '[redacted]';
 
-import { concatBytes } from './bytes';
+import { base64, concatBytes } from './bytes';
 
 const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
@@ -38,12 +38,6 @@ const HEX = new Int8Array(256).fill(-1);
 for (let i = 0; i < 16; i++) {
   HEX['0123456789abcdef'.charCodeAt(i)] = i;
   HEX['0123456789ABCDEF'.charCodeAt(i)] = i;
-}
-
-function base64(bytes: Uint8Array): string {
-  let binary = '';
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary);
 }
 
 /**
@@ -78,29 +72,6 @@ function base64Runs(value: Uint8Array): string[] {
     runs.add(core.replace(/\+/g, '-').replace(/\//g, '_'));
   }
   return [...runs];
-}
-
-/**
- * The spellings of `value` the `Redactor` recognises, one canonical string each: raw,
- * percent-encoded (as `encodeURIComponent`, lower-case hex, every byte), JSON-escaped (as
- * `JSON.stringify`, with `\/`, every character as `\uXXXX`) and the base64 runs at every
- * alignment in both alphabets. The Redactor also catches any mix of these character by
- * character; this list is for callers that need the forms themselves (e.g. to check a log).
- */
-export function encodedForms(value: string): string[] {
-  const utf8 = ENCODER.encode(value);
-  const json = JSON.stringify(value).slice(1, -1);
-  const forms = [
-    value,
-    encodeURIComponent(value),
-    encodeURIComponent(value).replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase()),
-    [...utf8].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
-    json,
-    json.replace(/\//g, '\\/'),
-    [...value].map((c) => (c.charCodeAt(0) < 0x80 ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : c)).join(''),
-    ...base64Runs(utf8),
-  ];
-  return [...new Set(forms)];
 }
 
 /** A match in a buffer: `[start, end)`, or `more`: a match may start at `start` and need bytes not yet seen. */
@@ -297,12 +268,13 @@ const recent = new Map<string, Redactor>();
 const RECENT_MAX = 16;
 
 /** The redactor for one token, built on its first use and reused while the token is recent. */
-export function redactorFor(token: string): Redactor {
-  let r = recent.get(token);
+export function redactorFor(token: string, also: readonly string[] = []): Redactor {
+  const key = also.length === 0 ? token : [token, ...also].join('\u0000');
+  let r = recent.get(key);
   if (r === undefined) {
-    r = new Redactor([token]);
+    r = new Redactor([token, ...also]);
     if (recent.size >= RECENT_MAX) recent.delete(recent.keys().next().value!);
-    recent.set(token, r);
+    recent.set(key, r);
   }
   return r;
 }

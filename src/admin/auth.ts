@@ -62,10 +62,10 @@ export function statusAuth(config: Config, env: object): StatusAuth | undefined 
     const jwt = request.headers.get(ACCESS_JWT_HEADER);
     if (access !== undefined && keys !== undefined && jwt !== null) {
       try {
-        await jwtVerify(jwt, keys, { issuer: access.team_domain, audience: access.aud, algorithms: ACCESS_ALGORITHMS });
+        await jwtVerify(jwt, keys, { issuer: access.team_domain, audience: access.aud, algorithms: ACCESS_ALGORITHMS, requiredClaims: ['exp', 'iat'] });
         return { caller: 'access' };
       } catch (e) {
-        // Expired, wrong audience or issuer, a key not in the team's set, a malformed JWT, or the
+        // Expired or never expiring (no exp), wrong audience or issuer, a key not in the team's set, a malformed JWT, or the
         // certs could not be fetched: all the same to the caller (a 401), told apart in the log.
         refused = joseCode(e);
       }

@@ -38,7 +38,7 @@ describe('bounded memory', () => {
     const token = ((await (await fetch('https://gwbomb.test/oauth2/token', { method: 'POST' })).json()) as { access_token: string }).access_token;
     await fetch('http://control.standin/api?host=gwbomb.test', { method: 'POST', body: JSON.stringify({ answer: { bombBytes: 200 * 1024 * 1024 } }) });
     try {
-      const res = await fetch(new Request('https://gwbomb.test/v1/items/bomb', { headers: { Authorization: `Bearer ${token}` }, encodeResponseBody: 'manual' }));
+      const res = await fetch('https://gwbomb.test/v1/items/bomb', { headers: { Authorization: `Bearer ${token}` }, encodeResponseBody: 'manual' });
       expect(res.headers.get('Content-Encoding')).toBe('gzip');
       const meter = newMeter();
       const out = await passBack(res, token, URL_CALLED, { ...DEFAULT_ANSWER, maxAnswerBytes: 256 * 1024 * 1024, meter });
@@ -54,7 +54,6 @@ describe('bounded memory', () => {
   });
 
   it('an answer up to 64 KiB is read whole; past that the browser gets it while the rest is still coming', async () => {
-    expect(BUFFERED_ANSWER_BYTES).toBe(64 * 1024);
     const whole = newMeter();
     const out = await passBack(new Response('a'.repeat(64 * 1024)), TOKEN, URL_CALLED, { ...DEFAULT_ANSWER, meter: whole });
     expect(whole.maxHeldBytes).toBe(64 * 1024);
@@ -102,6 +101,19 @@ describe('content codings', () => {
     const out = await passBack(new Response(body, { headers: { 'Content-Encoding': 'deflate' } }), TOKEN, URL_CALLED, DEFAULT_ANSWER);
     expect(await out.text()).toBe('{"a":1}');
     expect(out.headers.get('Content-Encoding')).toBeNull();
+  });
+
+  it('a zlib answer whose first piece is one byte (a trickling API) is still told from bare deflate', async () => {
+    const z = await compressed('deflate', '{"a":1}');
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(z.slice(0, 1));
+        c.enqueue(z.slice(1));
+        c.close();
+      },
+    });
+    const res = await passBack(new Response(body, { headers: { 'Content-Encoding': 'deflate' } }), TOKEN, URL_CALLED, DEFAULT_ANSWER);
+    expect(await res.text()).toBe('{"a":1}');
   });
 
   it('a body that is not in its stated coding is a 502, not garbage', async () => {

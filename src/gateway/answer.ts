@@ -11,8 +11,9 @@
  * route. Every answer carries a CSP sandbox, so HTML or SVG from the API never runs as a page of
  * the Worker's origin (or, per route, is refused).
  */
-import { concatBytes } from '../bytes';
+import { concatBytes, readAtMost as readBytesAtMost } from '../bytes';
 import { problem, ProblemError } from '../problem';
+import { mediaType } from './body';
 import { redactorFor, type RedactingCursor, type Redactor } from '../redact';
 
 /** Response headers the API may pass back to the browser (no Set-Cookie, no auth challenges). */
@@ -33,8 +34,11 @@ export const BUFFERED_ANSWER_BYTES = 64 * 1024;
 /** Served with every API answer: a page the API sends can neither run script nor load anything. */
 export const ANSWER_CSP = "sandbox; default-src 'none'";
 
+/** The headers every answer passed back carries (and the honeypot's, which must look the same). */
+export const ANSWER_HEADERS: Readonly<Record<string, string>> = { 'Cache-Control': 'no-store', 'Content-Security-Policy': ANSWER_CSP, 'X-Content-Type-Options': 'nosniff' };
+
 /** Media types a browser would render as an active document. */
-const ACTIVE = /^(text\/html|application\/xhtml\+xml|image\/svg\+xml|text\/xml|application\/xml|text\/xsl|[a-z0-9.-]+\/[a-z0-9.+-]*\+xml|multipart\/x-mixed-replace)$/;
+const ACTIVE = /^(text\/html|text\/xml|application\/xml|text\/xsl|[a-z0-9.-]+\/[a-z0-9.+-]*\+xml|multipart\/x-mixed-replace)$/;
 
 /** Observes the answer's memory use (tests assert it is bounded). */
 export interface AnswerMeter {
@@ -63,21 +67,28 @@ export const DEFAULT_ANSWER: AnswerOptions = { maxAnswerBytes: 10 * 1024 * 1024,
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
 /**
- * The API's answer `res` (to a call to `calledUrl` carrying `token`) for the browser. Throws
+ * The API's answer `res` (to a call to `calledUrl` carrying `token`, and `alsoSecret`: what the
+ * egress added) for the browser, none of them in it. Throws
  * `ProblemError`: 504 when the answer stalls past the API timeout before its first 64 KiB are in,
  * 502 for an encoding the Worker cannot decode, a broken or oversized body, or refused active content.
  */
-export async function passBack(res: Response, token: string, calledUrl: URL, options: AnswerOptions): Promise<Response> {
-  const redactor = redactorFor(token);
+export async function passBack(res: Response, token: string, calledUrl: URL, options: AnswerOptions, alsoSecret: readonly string[] = []): Promise<Response> {
+  const redactor = redactorFor(token, alsoSecret);
   const init = { status: res.status, headers: answerHeaders(res, redactor, calledUrl, options) };
   if (res.body === null || NULL_BODY.has(res.status)) {
     void res.body?.cancel();
     return new Response(null, init);
   }
-  const type = (res.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const contentType = res.headers.get('Content-Type') ?? '';
+  const type = mediaType(contentType);
+  // Never the API's own header text in a detail: it is not ours, and may carry the token.
   if (options.activeContent === 'refuse' && (type === '' || ACTIVE.test(type))) {
     void res.body.cancel();
-    throw problem('active-content-refused', `the API answered ${type === '' ? 'without a Content-Type' : type.slice(0, 80)}, which this route does not pass to browsers`);
+    throw problem('active-content-refused', 'the API answered HTML, SVG or XML (or no Content-Type), which this route does not pass to browsers');
+  }
+  if (WIDE_CHARSET.test(contentType)) {
+    void res.body.cancel();
+    throw wideCharset();
   }
   const length = Number(res.headers.get('Content-Length') ?? NaN);
   const body = decoded(res);
@@ -92,31 +103,56 @@ export async function passBack(res: Response, token: string, calledUrl: URL, opt
       throw readFailure(e);
     }));
     meter.decodedBytes = meter.maxChunkBytes = meter.maxHeldBytes = bytes.length;
+    if (wideBom(bytes)) throw wideCharset();
     return new Response(redactor.redactBytes(bytes), init);
   }
   // Otherwise read up to BUFFERED_ANSWER_BYTES: most answers end within it and are answered whole.
   const reader = body.getReader();
   const buffered: Uint8Array[] = [];
+  let done = false;
   for (;;) {
     const next = await readNext(reader);
-    if (next.done) return new Response(redactor.redactBytes(concatBytes(buffered)), init);
+    if (next.done) {
+      done = true;
+      break;
+    }
     buffered.push(next.value);
     count(meter, next.value, meter.decodedBytes + next.value.length);
     if (meter.decodedBytes > BUFFERED_ANSWER_BYTES) break;
   }
-  return new Response(streamOn(reader, redactor.cursor(), concatBytes(buffered), meter, options.maxAnswerBytes), init);
+  const first = concatBytes(buffered);
+  if (wideBom(first)) {
+    void reader.cancel();
+    throw wideCharset();
+  }
+  if (done) return new Response(redactor.redactBytes(first), init);
+  return new Response(streamOn(reader, redactor.cursor(), first, meter, options.maxAnswerBytes), init);
 }
 
 /** The allowlisted headers, none carrying the token, Locations rewritten; no-store, CSP sandbox, nosniff. */
 function answerHeaders(res: Response, redactor: Redactor, calledUrl: URL, options: AnswerOptions): Headers {
-  const headers = new Headers({ 'Cache-Control': 'no-store', 'Content-Security-Policy': ANSWER_CSP, 'X-Content-Type-Options': 'nosniff' });
+  const headers = new Headers(ANSWER_HEADERS);
   for (const name of FORWARDED_RESPONSE_HEADERS) {
     let v = res.headers.get(name);
-    if (v === null || redactor.foundIn(v)) continue;
-    if (name === 'location' || name === 'content-location') v = rewrite(v, calledUrl, options) ?? null;
-    if (v !== null) headers.set(name, v);
+    if (v !== null && (name === 'location' || name === 'content-location')) v = rewrite(v, calledUrl, options) ?? null;
+    // Checked as sent (after the rewrite, which drops tabs and decodes the query), and with
+    // quoted-pairs undone (`filename="\t\o\k…"` is the token to a browser).
+    if (v === null || redactor.foundIn(v) || redactor.foundIn(v.replace(/\\(.)/g, '$1'))) continue;
+    headers.set(name, v);
   }
   return headers;
+}
+
+/** A charset whose bytes the redactor cannot search (it matches ASCII/UTF-8 spellings). */
+const WIDE_CHARSET = /;\s*charset\s*=\s*"?utf-?(16|32)/i;
+
+/** A UTF-16 or UTF-32 byte-order mark, which a browser obeys whatever the header says. */
+function wideBom(b: Uint8Array): boolean {
+  return (b[0] === 0xff && b[1] === 0xfe) || (b[0] === 0xfe && b[1] === 0xff) || (b[0] === 0 && b[1] === 0 && b[2] === 0xfe && b[3] === 0xff);
+}
+
+function wideCharset(): ProblemError {
+  return problem('upstream-encoding-unsupported', 'the API answered in UTF-16 or UTF-32, where the Worker cannot find the token to cut it out');
 }
 
 /** Account for one decoded piece read while `held` bytes are in the Worker's hands. */
@@ -177,7 +213,7 @@ function decoded(res: Response): ReadableStream<Uint8Array> {
   // RFC 9110 `deflate` is zlib-wrapped; some servers send bare deflate, told apart by the header.
   if (coding === 'deflate') return sniffDeflate(body);
   void body.cancel();
-  throw problem('upstream-encoding-unsupported', `the API answered with Content-Encoding ${codings.join(', ').slice(0, 60)}; the Worker decodes gzip and deflate`);
+  throw problem('upstream-encoding-unsupported', 'the API answered with a Content-Encoding the Worker does not decode (it decodes gzip and deflate)');
 }
 
 /** Decode `deflate`: a zlib stream (RFC 1950), or bare deflate data when the first two bytes are no zlib header. */
@@ -189,8 +225,17 @@ function sniffDeflate(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Arr
     {
       async pull(controller) {
         if (inner === undefined) {
-          const first = await reader.read();
-          if (first.done) return controller.close();
+          // The two header bytes may come in two pieces (a trickling API): read until both are in.
+          const parts: Uint8Array[] = [];
+          let have = 0;
+          while (have < 2) {
+            const next = await reader.read();
+            if (next.done) break;
+            parts.push(next.value);
+            have += next.value.length;
+          }
+          if (have === 0) return controller.close();
+          const first = { value: concatBytes(parts) };
           const [cmf, flg] = first.value;
           const zlib = cmf !== undefined && flg !== undefined && (cmf & 0x0f) === 8 && ((cmf << 8) | flg) % 31 === 0;
           const rest = new ReadableStream<Uint8Array>({
@@ -241,23 +286,11 @@ async function readNext(reader: ReadableStreamDefaultReader<Uint8Array>): Promis
   }
 }
 
-/**
- * At most `limit` bytes of `body`, read as they arrive: undefined (and the rest cancelled) as soon
- * as there are more, so a large answer is never read to find out it was too large.
- */
+/** `readAtMost` (bytes.ts) for an API answer: a failed read is the gateway's problem (readFailure). */
 export async function readAtMost(body: ReadableStream<Uint8Array> | null, limit: number): Promise<Uint8Array | undefined> {
-  if (body === null) return new Uint8Array(0);
-  const reader = body.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const next = await readNext(reader);
-    if (next.done) return concatBytes(parts);
-    total += next.value.length;
-    if (total > limit) {
-      void reader.cancel();
-      return undefined;
-    }
-    parts.push(next.value);
+  try {
+    return await readBytesAtMost(body, limit);
+  } catch (e) {
+    throw readFailure(e);
   }
 }

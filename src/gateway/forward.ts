@@ -9,7 +9,7 @@
  */
 import { clock } from '../clock';
 import type { UpstreamConfig } from '../config';
-import { egressFor } from '../egress';
+import { egressFor, egressSecrets } from '../egress';
 import type { Env } from '../env';
 import type { RequestNotes } from '../log';
 import { getToken, reportRejected, reportUse, type TokenRef, type WaitUntil } from '../token/cache';
@@ -41,28 +41,28 @@ export async function forward(ctx: ForwardContext, call: ApiCall): Promise<Respo
   const notes = ctx.notes;
   const first = await getToken(ctx.env, ctx.key, notes);
   if (first.kind !== 'token') throw unavailableProblem(first, clock.now());
-  let token = first.token;
+  let lease = first;
   let sentAt = clock.now();
-  let res = await sendApiCall(ctx.upstream, send, call, token);
+  let res = await sendApiCall(ctx.upstream, send, call, lease.token);
   if (notes !== undefined) noteCall(notes, res.status);
   if (rejects(res.status)) {
     await res.body?.cancel();
-    const next = await reportRejected(ctx.env, ctx.key, token);
+    const next = await reportRejected(ctx.env, ctx.key, lease.token);
     if (next.kind === 'unavailable') throw unavailableProblem(next, clock.now());
     if (next.kind === 'kept') throw rejectedProblem(next, res.status, clock.now());
-    token = next.token;
+    lease = next;
     sentAt = clock.now();
-    res = await sendApiCall(ctx.upstream, send, call, token);
+    res = await sendApiCall(ctx.upstream, send, call, lease.token);
     if (notes !== undefined) noteCall(notes, res.status);
     if (rejects(res.status)) {
       await res.body?.cancel();
       // Tell the engine a fresh token was rejected too: it stops replacing tokens on such answers.
-      await reportRejected(ctx.env, ctx.key, token);
+      await reportRejected(ctx.env, ctx.key, lease.token);
       throw freshTokenRejectedProblem(res.status);
     }
   }
-  await reportUse(ctx.env, ctx.key, token, sentAt, ctx.waitUntil);
-  return await passBack(res, token, call.url, ctx.answer ?? DEFAULT_ANSWER);
+  reportUse(ctx.env, lease, sentAt, ctx.waitUntil);
+  return await passBack(res, lease.token, call.url, ctx.answer ?? DEFAULT_ANSWER, egressSecrets(ctx.upstream, ctx.env));
 }
 
 /** One API call answered `status`: the request line shows the last status and how many calls. */

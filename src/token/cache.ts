@@ -10,6 +10,7 @@
  * every quarter lifetime, so a busy sliding token stays alive everywhere.
  */
 import { clock } from '../clock';
+import { loadConfig, type Config } from '../config';
 import type { Env } from '../env';
 import { logEvent, type TokenSource } from '../log';
 import { fingerprintOf, storeName, storeStub, type StoreRef } from './credential-set';
@@ -26,14 +27,19 @@ export type WaitUntil = (promise: Promise<unknown>) => void;
 
 interface Entry {
   lease: TokenLease;
+  sref: StoreRef;
+  /** Its key in `entries` (a later token for the same ref replaces it there). */
+  k: string;
   /** Whether this isolate has told the store the token works, and when it last reported a use. */
   acceptReported: boolean;
   lastReportedAt: number;
-  /** The store said rejections of this token are ignored until then. */
-  ignored?: { outcome: TokenKept; until: number };
+  /** The store kept this token on a rejection (no replacement now, or rejections distrusted): its answer until then. */
+  kept?: { outcome: TokenKept; until: number };
 }
 
 const entries = new Map<string, Entry>();
+/** The entry a handed-out lease belongs to: reporting a use needs no lookup by key. */
+const owners = new WeakMap<TokenLease, Entry>();
 const pending = new Map<string, Promise<TokenOutcome | RejectionOutcome>>();
 const refusals = new Map<string, { outcome: TokenUnavailable; until: number }>();
 
@@ -42,19 +48,32 @@ const MAX_NEGATIVE_MS = 30_000;
 /** With the store unreachable and a token in hand, ask the store again this often. */
 const STORE_RETRY_MS = 1_000;
 
-async function storeRef(env: Env, ref: TokenRef): Promise<StoreRef> {
-  return { upstream: ref.upstream, scope: ref.scope, fp: await fingerprintOf(env, ref.upstream) };
+/** A ref resolved once per config: the store's ref (with the credential set's fingerprint) and the cache key. */
+interface Resolved {
+  sref: StoreRef;
+  k: string;
 }
+const resolved = new WeakMap<Config, Map<string, Promise<Resolved>>>();
 
-const keyOf = (r: StoreRef) => `${storeName(r.upstream, r.fp)}\u0000${r.scope}`;
+function resolve(env: Env, ref: TokenRef): Promise<Resolved> {
+  const config = loadConfig(env);
+  let byRef = resolved.get(config);
+  if (byRef === undefined) resolved.set(config, (byRef = new Map()));
+  const id = `${ref.upstream}\u0000${ref.scope}`;
+  let r = byRef.get(id);
+  if (r === undefined) {
+    r = fingerprintOf(env, ref.upstream).then((fp) => ({ sref: { upstream: ref.upstream, scope: ref.scope, fp }, k: `${storeName(ref.upstream, fp)}\u0000${ref.scope}` }));
+    byRef.set(id, r);
+  }
+  return r;
+}
 
 /**
  * A token for `ref` that is usable now, or why there is none. Never an expired token. `seen.token`
  * tells the request log whether the token was reused from this isolate or the TokenStore was asked.
  */
 export async function getToken(env: Env, ref: TokenRef, seen?: { token?: TokenSource }): Promise<TokenOutcome> {
-  const sref = await storeRef(env, ref);
-  const k = keyOf(sref);
+  const { sref, k } = await resolve(env, ref);
   const now = clock.now();
   const e = entries.get(k);
   if (e !== undefined && now < e.lease.refreshAt && now < e.lease.usableUntil) {
@@ -72,7 +91,7 @@ export async function getToken(env: Env, ref: TokenRef, seen?: { token?: TokenSo
     e.lease.refreshAt = Math.min(e.lease.usableUntil, later + STORE_RETRY_MS);
     return e.lease;
   }
-  return remember(k, outcome);
+  return remember(k, sref, outcome);
 }
 
 /**
@@ -80,22 +99,21 @@ export async function getToken(env: Env, ref: TokenRef, seen?: { token?: TokenSo
  * replaced it), or why the token was kept or none can be had. Concurrent reports share one call.
  */
 export async function reportRejected(env: Env, ref: TokenRef, token: string): Promise<RejectionOutcome> {
-  const sref = await storeRef(env, ref);
-  const k = keyOf(sref);
+  const { sref, k } = await resolve(env, ref);
   const now = clock.now();
   const e = entries.get(k);
   if (e !== undefined && e.lease.token !== token && now < e.lease.usableUntil) return e.lease;
-  if (e?.lease.token === token && e.ignored !== undefined && now < e.ignored.until) return e.ignored.outcome;
+  if (e?.lease.token === token && e.kept !== undefined && now < e.kept.until) return e.kept.outcome;
 
   const outcome = await shared(`${k}\u0000rejected\u0000${token}`, sref, () => storeStub(env, sref.upstream, sref.fp).reportRejected({ ...sref, token }));
   if (outcome.kind === 'kept') {
+    // Whatever kept it (a spent budget, a cool-down, distrusted rejections) holds until retryAt:
+    // repeated here, so a visitor's stream of rejected requests costs no Durable Object call each.
     const held = entries.get(k);
-    if (outcome.why === 'rejections_ignored' && held?.lease.token === token && outcome.retryAt !== undefined) {
-      held.ignored = { outcome, until: Math.min(outcome.retryAt, clock.now() + MAX_NEGATIVE_MS) };
-    }
+    if (held?.lease.token === token && outcome.retryAt !== undefined) held.kept = { outcome, until: Math.min(outcome.retryAt, clock.now() + MAX_NEGATIVE_MS) };
     return outcome;
   }
-  return remember(k, outcome);
+  return remember(k, sref, outcome);
 }
 
 /**
@@ -103,10 +121,9 @@ export async function reportRejected(env: Env, ref: TokenRef, token: string): Pr
  * is extended from that use here at once; the store hears of it once per token (so it knows the
  * token works) and, for sliding tokens, every quarter lifetime.
  */
-export async function reportUse(env: Env, ref: TokenRef, token: string, sentAt: number, waitUntil?: WaitUntil): Promise<void> {
-  const sref = await storeRef(env, ref);
-  const e = entries.get(keyOf(sref));
-  if (e === undefined || e.lease.token !== token) return;
+export function reportUse(env: Env, lease: TokenLease, sentAt: number, waitUntil?: WaitUntil): void {
+  const e = owners.get(lease);
+  if (e === undefined || entries.get(e.k) !== e) return;
   const l = e.lease;
   if (l.sliding) {
     // The upstream extends from when the request arrived, no earlier than when we sent it.
@@ -120,8 +137,9 @@ export async function reportUse(env: Env, ref: TokenRef, token: string, sentAt: 
   if (e.acceptReported && !(l.sliding && sentAt - e.lastReportedAt >= l.lifetimeMs / 4)) return;
   e.acceptReported = true;
   e.lastReportedAt = sentAt;
+  const { sref } = e;
   const report = storeStub(env, sref.upstream, sref.fp)
-    .reportUse({ ...sref, token, usedAt: sentAt })
+    .reportUse({ ...sref, token: l.token, usedAt: sentAt })
     .catch((err: unknown) => logStoreFailure(sref, err));
   if (waitUntil !== undefined) waitUntil(report);
 }
@@ -145,7 +163,7 @@ function shared(k: string, sref: StoreRef, call: () => Promise<TokenOutcome | Re
   return p;
 }
 
-function remember<T extends TokenOutcome>(k: string, outcome: T): T | TokenUnavailable {
+function remember<T extends TokenOutcome>(k: string, sref: StoreRef, outcome: T): T | TokenUnavailable {
   const now = clock.now();
   if (outcome.kind === 'unavailable') {
     if (outcome.retryAt !== undefined && outcome.retryAt - now > STORE_RETRY_MS) {
@@ -157,10 +175,17 @@ function remember<T extends TokenOutcome>(k: string, outcome: T): T | TokenUnava
   if (now >= outcome.usableUntil) {
     return { kind: 'unavailable', reason: 'outage', detail: 'the token store returned a token that is no longer usable', retryAt: now + STORE_RETRY_MS };
   }
-  const lease: TokenLease = { ...outcome };
   const prev = entries.get(k);
-  entries.set(k, { lease, acceptReported: prev?.lease.token === lease.token && prev.acceptReported, lastReportedAt: prev?.lease.token === lease.token ? prev.lastReportedAt : -Infinity });
-  return lease as T;
+  if (prev?.lease.token === outcome.token) {
+    // The same token again: keep what this isolate knows of it (reports, a kept answer, its uses).
+    prev.lease.usableUntil = Math.max(prev.lease.usableUntil, outcome.usableUntil);
+    prev.lease.refreshAt = outcome.refreshAt;
+    return prev.lease as T;
+  }
+  const e: Entry = { lease: { ...outcome }, sref, k, acceptReported: false, lastReportedAt: -Infinity };
+  entries.set(k, e);
+  owners.set(e.lease, e);
+  return e.lease as T;
 }
 
 /** The store call failed (overloaded, being reset): logged by name only, never a token. */

@@ -10,8 +10,8 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { clock } from '../clock';
-import { ConfigError, loadConfig, readCredentials, readEgressSecret, scopesOf, sensitiveValues, type Config } from '../config';
-import { EgressRefused, egressFor, withTimeout } from '../egress';
+import { ConfigError, loadConfig, readCredentials, scopesOf, sensitiveValues, type Config } from '../config';
+import { EgressRefused, egressFor, egressSecrets, withTimeout } from '../egress';
 import type { Env } from '../env';
 import { logEvent, type TokenEvent } from '../log';
 import { redact } from '../redact';
@@ -165,7 +165,7 @@ export class TokenStore extends DurableObject<Env> {
       this.ctx.storage.kv.put('credset', state);
     }
     const creds = readCredentials(ref.upstream, u, this.env);
-    const sensitive = [...sensitiveValues(creds), ...(u.egress.mode === 'origin' ? [readEgressSecret(ref.upstream, u.egress.secret_from, this.env)] : [])];
+    const sensitive = [...sensitiveValues(creds), ...egressSecrets(u, this.env)];
     const send = egressFor(u, this.env);
     const s = state;
     return new TokenEngine(s, p, { maxAttempts: u.max_attempts, timeoutMs: u.token_timeout_ms }, {

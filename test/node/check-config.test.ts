@@ -87,7 +87,7 @@ describe('npm run check-config', () => {
     const r = checkConfig(files);
     expect(r.code).toBe(1);
     expect(r.lines).toContain(
-      'error [env.staging] UPSTREAMS.abs.egress.secret_from: Worker secret "EGRESS_SECRET" must be 32 to 512 characters of A-Z a-z 0-9 . _ ~ - (make one with: openssl rand -hex 32)',
+      'error [env.staging] UPSTREAMS.abs.egress.secret_from: Worker secret "EGRESS_SECRET" must be 32 to 100 characters of A-Z a-z 0-9 _ - (make one with: openssl rand -hex 32)',
     );
     expect(r.out).not.toContain('too-short');
     const missing = checkConfig({ 'wrangler.toml': toml, '.dev.vars': 'ABS_SECRET=s\n' }, ['--env', 'staging']);
@@ -123,6 +123,18 @@ describe('npm run check-config', () => {
     const unknown = checkConfig({ 'wrangler.toml': HEAD + environment('') }, ['--env', 'prod']);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain('no [env.prod]');
+  });
+
+  it('a route whose rate-limit period is not its binding\'s (Retry-After would be wrong): exit 1, both periods named', () => {
+    const limited = (routePeriod: string) =>
+      HEAD +
+      `[[ratelimits]]\nname = "FORM_LIMIT"\nnamespace_id = "1001"\nsimple = { limit = 100, period = 10 }\n` +
+      environment('').replace('allowed_origins = ["https://forms.example.org"]', `allowed_origins = ["https://forms.example.org"]\nrate_limit = ${routePeriod}`);
+    const wrong = checkConfig({ 'wrangler.toml': limited('"FORM_LIMIT"') }, ['--secrets', 'ABS_SECRET']);
+    expect(wrong.code, wrong.out).toBe(1);
+    expect(wrong.out).toContain('ROUTES.code.rate_limit.period: 60 s, but binding "FORM_LIMIT" counts per 10 s (simple.period)');
+    const right = checkConfig({ 'wrangler.toml': limited('{ binding = "FORM_LIMIT", period = 10 }') }, ['--secrets', 'ABS_SECRET']);
+    expect(right.code, right.out).toBe(0);
   });
 
   it("this repository's wrangler.toml passes, given its secrets (the demo's, and its Turnstile environment's)", () => {

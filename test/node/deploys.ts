@@ -20,6 +20,8 @@ export interface Deploys {
    * Returns the answer's status.
    */
   deployAndCall(bindings: Record<string, Json>, outbound: (request: MfRequest) => Promise<MfResponse>, origin: string, path?: string): Promise<number>;
+  /** The same, with the answer's text; without `outbound` the Worker's requests go out on real sockets. */
+  deployAndAnswer(bindings: Record<string, Json>, outbound: ((request: MfRequest) => Promise<MfResponse>) | undefined, origin: string, path?: string): Promise<{ status: number; text: string }>;
   /** Remove the bundle and the storage. */
   dispose(): void;
 }
@@ -35,28 +37,29 @@ export function prepareDeploys(prefix: string): Deploys {
     encoding: 'utf8',
   });
   if (r.status !== 0) throw new Error(`wrangler build failed: ${r.stdout}${r.stderr}`);
+  const deployAndAnswer: Deploys['deployAndAnswer'] = async (bindings, outbound, origin, path = '/code') => {
+    const mf = new Miniflare(
+      convertV4MiniflareOptions({
+        compatibilityDate: COMPATIBILITY_DATE,
+        scriptPath: join(bundle, 'index.js'),
+        modules: true,
+        modulesRoot: bundle,
+        durableObjects: { TOKEN_STORE: { className: 'TokenStore', useSQLite: true } },
+        bindings,
+        ...(outbound === undefined ? {} : { outboundService: outbound }),
+        resourcePersistencePath: storage,
+      }),
+    );
+    try {
+      const res = await mf.dispatchFetch(`https://injector.example${path}`, { method: 'POST', headers: { Origin: origin, 'Content-Type': 'application/json' }, body: '{}' });
+      return { status: res.status, text: await res.text() };
+    } finally {
+      await mf.dispose();
+    }
+  };
   return {
-    async deployAndCall(bindings, outbound, origin, path = '/code') {
-      const mf = new Miniflare(
-        convertV4MiniflareOptions({
-          compatibilityDate: COMPATIBILITY_DATE,
-          scriptPath: join(bundle, 'index.js'),
-          modules: true,
-          modulesRoot: bundle,
-          durableObjects: { TOKEN_STORE: { className: 'TokenStore', useSQLite: true } },
-          bindings,
-          outboundService: outbound,
-          resourcePersistencePath: storage,
-        }),
-      );
-      try {
-        const res = await mf.dispatchFetch(`https://injector.example${path}`, { method: 'POST', headers: { Origin: origin, 'Content-Type': 'application/json' }, body: '{}' });
-        await res.text();
-        return res.status;
-      } finally {
-        await mf.dispose();
-      }
-    },
+    deployAndAnswer,
+    deployAndCall: async (bindings, outbound, origin, path) => (await deployAndAnswer(bindings, outbound, origin, path)).status,
     dispose: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -417,7 +417,7 @@ export interface AnswerShape {
   bodyBase64?: string;
   /** Content-Encoding of the answer, the body encoded so (gzip, x-gzip, deflate, br, zstd; other labels: the body as is). */
   encoding?: string;
-  /** A gzip bomb instead of `body`: this many bytes of JSON-like filler, gzip-encoded (about 1000:1). */
+  /** A gzip bomb instead of `body`: this many bytes of JSON-like filler, gzip-encoded on the way (about 1000:1). */
   bombBytes?: number;
   /** Send the body in pieces of these byte lengths (the rest in one last piece). */
   split?: number[];
@@ -429,42 +429,38 @@ export interface AnswerShape {
 
 /** The part of Node's zlib used here, loaded where the stand-in runs (Node) without making this file Node-only for the workerd type check. */
 interface Zlib {
-  gzipSync(b: Uint8Array, o?: { level: number }): Uint8Array;
-  brotliCompressSync(b: Uint8Array): Uint8Array;
   zstdCompressSync?(b: Uint8Array): Uint8Array;
 }
 const zlib = (globalThis as unknown as { process: { getBuiltinModule(id: string): unknown } }).process.getBuiltinModule('node:zlib') as Zlib;
 
-const bombs = new Map<number, Uint8Array>();
 
-/** A gzip of `bytes` bytes of JSON-like filler (built once per size; 200 MB compresses to about 200 KB). */
-function gzipBomb(bytes: number): Uint8Array {
-  let bomb = bombs.get(bytes);
-  if (bomb === undefined) {
-    bomb = zlib.gzipSync(Buffer.alloc(bytes, `{"filler":"${'x'.repeat(1000)}"},`), { level: 9 });
-    bombs.set(bytes, bomb);
-  }
-  return bomb;
+/**
+ * `bytes` bytes of JSON-like filler, made as they are read (never held whole): sent with
+ * `Content-Encoding: gzip`, the outbound layer compresses it on the way (about 1000:1), so the
+ * Worker receives a gzip bomb, and a reader that stops early stops its making.
+ */
+function fillerStream(bytes: number): ReadableStream<Uint8Array> {
+  const piece = new TextEncoder().encode(`{"filler":"${'x'.repeat(1000)}"},`.repeat(64));
+  let left = bytes;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (left <= 0) return controller.close();
+      const chunk = left >= piece.length ? piece : piece.subarray(0, left);
+      left -= chunk.length;
+      controller.enqueue(chunk.slice());
+    },
+  });
 }
 
 /**
- * The body as it must leave the stand-in so that the Worker's `fetch` receives it encoded once, as
- * from a real server. Miniflare hands an outbound answer to the Worker through a Response of its
- * own, which workerd encodes again for the codings it can produce (gzip, x-gzip, deflate, br) after
- * decoding the ones it reads (gzip, br). So gzip and br leave encoded; deflate and x-gzip leave plain
- * and are encoded on the way; anything else (zstd, unknown labels) passes as it leaves.
+ * The body as it must leave the stand-in so that the Worker's `fetch` (with `encodeResponseBody:
+ * 'manual'`, as the gateway asks) receives it encoded once, as from a real server. Miniflare hands
+ * an outbound answer to the Worker through a Response of its own, which workerd encodes for the
+ * codings it can produce (gzip, x-gzip, deflate, br): those leave plain and are encoded on the way;
+ * anything else (zstd, unknown labels) leaves encoded as it is.
  */
 function wireBody(bytes: Uint8Array, coding: string | undefined): Uint8Array {
-  switch (coding) {
-    case 'gzip':
-      return zlib.gzipSync(bytes);
-    case 'br':
-      return zlib.brotliCompressSync(bytes);
-    case 'zstd':
-      return zlib.zstdCompressSync!(bytes);
-    default:
-      return bytes;
-  }
+  return coding === 'zstd' ? zlib.zstdCompressSync!(bytes) : bytes;
 }
 
 function shapedAnswer(shape: AnswerShape, request: Request, token: string): Response {
@@ -473,16 +469,16 @@ function shapedAnswer(shape: AnswerShape, request: Request, token: string): Resp
     headers.ETag = shape.etag;
     if (request.headers.get('If-None-Match') === shape.etag) return new Response(null, { status: 304, headers: { ETag: shape.etag } });
   }
-  let wire: Uint8Array;
+  const status = shape.status ?? 200;
   if (shape.bombBytes !== undefined) {
-    wire = gzipBomb(shape.bombBytes);
-    headers['Content-Encoding'] = 'gzip';
-  } else {
+    return new Response(fillerStream(shape.bombBytes), { status, headers: { ...headers, 'Content-Encoding': 'gzip' } });
+  }
+  let wire: Uint8Array;
+  {
     const text = (shape.body ?? '').replace(/\{token:([a-z0-9-]+)\}/g, (_, enc: string) => encodeToken(token, enc as TokenEncoding));
     wire = wireBody(shape.bodyBase64 !== undefined ? Buffer.from(shape.bodyBase64, 'base64') : Buffer.from(text), shape.encoding);
     if (shape.encoding !== undefined) headers['Content-Encoding'] = shape.encoding;
   }
-  const status = shape.status ?? 200;
   if (shape.split === undefined && shape.stall === undefined) return new Response(new Uint8Array(wire), { status, headers });
   const pieces: Uint8Array[] = [];
   let at = 0;

@@ -81,6 +81,8 @@ describe('egress origin config', () => {
     const found = configIssues({ UPSTREAMS: { a: local } });
     expect(found).toContain('UPSTREAMS.a.api_origin: must be https: an egress origin forwards over https only');
     expect(found).toContain('UPSTREAMS.a.token_url: must be https: an egress origin forwards over https only');
+    const port = configIssues({ UPSTREAMS: { a: { ...good, api_origin: 'https://api.example:8443', egress: origin } } });
+    expect(port).toEqual(['UPSTREAMS.a.api_origin: must use port 443: an egress origin forwards to https on 443 only']);
     expect(configIssues({ UPSTREAMS: { a: { ...good, egress: origin, inject_header: 'X-Egress-Secret' } } })).toEqual([
       "UPSTREAMS.a.inject_header: X-Egress-Secret is the egress's own header",
     ]);
@@ -96,9 +98,16 @@ describe('egress origin config', () => {
     // TEST_CLIENT_SECRET (p@ss:w/rd+%) is short and has characters nginx's map would need quoted.
     const { status, text, log } = await startWith({ ...good, egress: { ...origin, secret_from: 'TEST_CLIENT_SECRET' } });
     expect(status).toBe(500);
-    expect(log).toContain('UPSTREAMS.a.egress.secret_from: Worker secret \\"TEST_CLIENT_SECRET\\" must be 32 to 512 characters');
+    expect(log).toContain('UPSTREAMS.a.egress.secret_from: Worker secret \\"TEST_CLIENT_SECRET\\" must be 32 to 100 characters');
     expect(log).toContain('openssl rand -hex 32');
     for (const s of Object.values(SECRETS)) expect(`${text}\n${log}`).not.toContain(s);
+  });
+
+  it('a secret nginx would read as a pattern (~, .) or that its map hash cannot hold (over 100) is refused', () => {
+    const vars = { ...env, UPSTREAMS: { a: { ...good, egress: origin } }, ROUTES: {} };
+    for (const secret of [`~${'.'.repeat(40)}`, `${'a'.repeat(40)}.b`, 'f'.repeat(128)]) {
+      expect(() => loadConfig({ ...vars, TEST_EGRESS_SECRET: secret } as typeof vars)).toThrow('must be 32 to 100 characters of A-Z a-z 0-9 _ -');
+    }
   });
 
   it('a good egress origin config passes the start checks, with its secret set', () => {

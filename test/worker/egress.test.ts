@@ -117,3 +117,18 @@ describe('an egress origin that refuses', () => {
     expect(last).toMatchObject({ method: 'GET', path: '/api/echo', search: '', body: '', headers: { 'x-standin-via': 'origin' } });
   });
 });
+
+describe('an egress that does not strip its headers, before an API that echoes them', () => {
+  it('the egress secret is cut out of the answer like the token (call() checks every secret and token)', async () => {
+    expect((await post('/t/egecho', {})).status).toBe(200);
+    await setApi('egecho', { reflectHeaders: true });
+    try {
+      const res = await post('/t/egecho', {});
+      expect(res.status).toBe(200);
+      // The echo did carry it: the secret's place shows the cut.
+      expect(res.json()).toMatchObject({ headers: { 'x-egress-secret': '[redacted]' } });
+    } finally {
+      await setApi('egecho', {});
+    }
+  });
+});

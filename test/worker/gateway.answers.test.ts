@@ -118,7 +118,7 @@ describe('content codings', () => {
 });
 
 describe('bounded memory', () => {
-  it('a 200 MB gzip bomb (about 200 KB on the wire) is cut off at the route limit of 1 MiB', async () => {
+  it('a 200 MB gzip bomb is cut off at the route limit of 1 MiB', async () => {
     await setApi('gwbomb', { answer: { bombBytes: 200 * 1024 * 1024 } });
     try {
       const before = (await apiHits('gwbomb')).length;
@@ -265,5 +265,56 @@ describe('redaction: the echoed token never reaches the browser', () => {
   it('nothing is cut where there is no token: near misses pass unchanged', async () => {
     const res = await answering('gwredact', { body: '{"a":"%2F\\\\u0041\\\\/QUJD","b":"tok_gwredact_"}' }, () => call('/gwredact/items/a1'));
     expect(res.text).toBe('{"a":"%2F\\\\u0041\\\\/QUJD","b":"tok_gwredact_"}');
+  });
+});
+
+describe('a hostile API: its header text and charsets never carry the token out', () => {
+  /** The token the API will be sent next (the route's current one). */
+  const current = async () => {
+    expect((await call('/gwredact/items/a1')).status).toBe(200);
+    return (await issuedTokens('gwredact')).at(-1)!;
+  };
+
+  it('a Content-Encoding or Content-Type naming the token: the 502 detail never quotes it', async () => {
+    const token = await current();
+    // call() fails the test if the token appears anywhere in the answer.
+    const coded = await answering('gwredact', { body: '{}', encoding: token }, () => call('/gwredact/items/a1'));
+    expectProblem(coded, 502, /does not decode/, 'upstream-encoding-unsupported');
+    await call('/gwanswer/strict'); // gwanswer's token, for its strict route
+    const other = (await issuedTokens('gwanswer')).at(-1)!;
+    // A media type spelled from the token (as far as a type's characters allow): never quoted back.
+    const spelled = `application/${other.toLowerCase().replace(/[^a-z0-9.-]/g, '-')}+xml`;
+    const active = await answering('gwanswer', { body: '<x/>', headers: { 'Content-Type': spelled } }, () => call('/gwanswer/strict'));
+    expectProblem(active, 502, /HTML, SVG or XML/, 'active-content-refused');
+    expect(active.text).not.toContain(spelled.slice(12, -4));
+  });
+
+  it('a Location whose token is broken by a tab (the URL parser drops it) is checked as rewritten, and dropped', async () => {
+    const token = await current();
+    const res = await answering('gwredact', { status: 201, body: '{}', headers: { Location: `/v1/items/${token.slice(0, 6)}\t${token.slice(6)}` } }, () => call('/gwredact/items/a1'));
+    expect(res.status).toBe(201);
+    expect(res.headers.get('Location')).toBeNull();
+  });
+
+  it('a Content-Disposition spelling the token in quoted-pairs is dropped', async () => {
+    const token = await current();
+    const quoted = [...token].map((c) => `\\${c}`).join('');
+    const res = await answering('gwredact', { body: '{}', headers: { 'Content-Disposition': `attachment; filename="${quoted}"` } }, () => call('/gwredact/items/a1'));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('Content-Disposition')).toBeNull();
+  });
+
+  it('UTF-16 (declared, or a byte-order mark under a utf-8 label) is refused: the token could not be found in it', async () => {
+    const token = await current();
+    const utf16 = (s: string, bom: boolean) => {
+      const b = new Uint8Array(s.length * 2 + (bom ? 2 : 0));
+      if (bom) b.set([0xff, 0xfe]);
+      for (let i = 0; i < s.length; i++) b[(bom ? 2 : 0) + 2 * i] = s.charCodeAt(i);
+      return btoa(String.fromCharCode(...b));
+    };
+    for (const [contentType, bom] of [['text/plain; charset=utf-16le', false], ['text/plain; charset=utf-8', true]] as const) {
+      const res = await answering('gwredact', { bodyBase64: utf16(`{"echo":"${token}"}`, bom), headers: { 'Content-Type': contentType } }, () => call('/gwredact/items/a1'));
+      expectProblem(res, 502, /UTF-16 or UTF-32/, 'upstream-encoding-unsupported');
+    }
   });
 });

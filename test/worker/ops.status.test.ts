@@ -32,16 +32,17 @@ beforeAll(async () => {
 });
 
 /** An Access JWT as Cloudflare Access would send it, with `over` changing its claims or key. */
-async function accessJwt(over: { aud?: string; iss?: string; expiresIn?: number; key?: CryptoKey } = {}): Promise<string> {
+async function accessJwt(over: { aud?: string; iss?: string; expiresIn?: number | null; key?: CryptoKey } = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ email: 'operator@example.org', type: 'app' })
+  const jwt = new SignJWT({ email: 'operator@example.org', type: 'app' })
     .setProtectedHeader({ alg: 'RS256', kid: KID })
     .setIssuer(over.iss ?? ACCESS_TEAM)
     .setAudience(over.aud ?? ACCESS_AUD)
     .setSubject('operator-1')
-    .setIssuedAt(now - 60)
-    .setExpirationTime(now + (over.expiresIn ?? 600))
-    .sign(over.key ?? accessKey);
+    .setIssuedAt(now - 60);
+  // null: no `exp` at all (a JWT that would never expire).
+  if (over.expiresIn !== null) jwt.setExpirationTime(now + (over.expiresIn ?? 600));
+  return jwt.sign(over.key ?? accessKey);
 }
 
 const status = (path = '/status', headers: Record<string, string> = {}) => call(path, { origin: null, headers: { Accept: 'application/json', ...headers } });
@@ -82,12 +83,13 @@ describe('who may read /status', () => {
     expect401(await status('/status', { Authorization: `Basic ${btoa(`admin:${SECRETS.TEST_STATUS_TOKEN}`)}` }), true);
   });
 
-  it('a valid Access JWT: 200; wrong audience, expired, another issuer, another key, alg none, garbage: 401', async () => {
+  it('a valid Access JWT: 200; wrong audience, expired, no exp, another issuer, another key, alg none, garbage: 401', async () => {
     const ok = await status('/status', { 'Cf-Access-Jwt-Assertion': await accessJwt() });
     expect(ok.status, ok.text).toBe(200);
     const cases: Array<[string, string]> = [
       ['wrong audience', await accessJwt({ aud: 'f'.repeat(64) })],
       ['expired', await accessJwt({ expiresIn: -120 })],
+      ['never expiring (no exp)', await accessJwt({ expiresIn: null })],
       ['another issuer', await accessJwt({ iss: 'https://otherteam.cloudflareaccess.com' })],
       ['another key', await accessJwt({ key: otherKey })],
       ['alg none', `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ iss: ACCESS_TEAM, aud: ACCESS_AUD, exp: Math.floor(Date.now() / 1000) + 600 })}.`],
@@ -106,6 +108,7 @@ describe('who may read /status', () => {
     expect(whys).toEqual([
       'ERR_JWT_CLAIM_VALIDATION_FAILED:aud',
       'ERR_JWT_EXPIRED:exp',
+      'ERR_JWT_CLAIM_VALIDATION_FAILED:exp',
       'ERR_JWT_CLAIM_VALIDATION_FAILED:iss',
       'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
       'ERR_JOSE_ALG_NOT_ALLOWED',

@@ -5,11 +5,13 @@
  */
 import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { formEncode, base64 } from '../../src/token/grant';
+import { base64 } from '../../src/bytes';
+import { formEncode } from '../../src/token/grant';
 import { fingerprint, legacyStoreName, storeName } from '../../src/token/credential-set';
 import { parseConfig } from '../../src/config';
 import { SECRETS } from '../fixtures/config';
 import { acceptToken, apiHits, hits, post, setApi, setToken, tokenHits } from '../helpers';
+import { TokenStore } from '../../src/token/store';
 import { logged } from './log-capture';
 import { failStoreCalls, fakeClock, MINUTE, realTimeClock, scopeStatus, SECOND, store } from './token-helpers';
 
@@ -27,10 +29,25 @@ describe('1. one visitor cannot black out a public form', () => {
     const visitor = await post('/t/abs/forbidden', {});
     expect(visitor.status).toBe(502);
     expect(visitor.json()).toMatchObject({ title: 'Upstream rejected the token', detail: expect.stringContaining('token budget (1 per 3600 s) is spent') });
+    // The visitor again and again: the kept answer is repeated by the isolate, no Durable Object call each.
+    const proto = TokenStore.prototype;
+    const original = proto.reportRejected;
+    let reports = 0;
+    proto.reportRejected = function (this: TokenStore, ref) {
+      reports++;
+      return original.call(this, ref);
+    };
+    try {
+      for (let i = 0; i < 20; i++) expect((await post('/t/abs/forbidden', { i })).status).toBe(502);
+    } finally {
+      proto.reportRejected = original;
+    }
+    expect(reports).toBe(0);
     const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => post('/t/abs', { i })));
     expect(answers.map((a) => a.status)).toEqual(Array(100).fill(200));
     expect(await tokenHits('abs')).toHaveLength(1);
     const api = (await apiHits('abs')).filter((h) => h.path === '/api/echo');
+    expect((await apiHits('abs')).filter((h) => h.path === '/api/forbidden')).toHaveLength(21);
     expect(api).toHaveLength(101);
     expect(new Set(api.map(bearer)).size).toBe(1);
   });
@@ -294,6 +311,19 @@ describe('10. token answers are read strictly', () => {
     expect(res.status).toBe(502);
     expect(res.json()).toMatchObject({ title: 'Upstream token answer invalid', detail: '"expires_in" must be a positive number of seconds' });
     expect(await apiHits('strictexp')).toHaveLength(0);
+  });
+
+  it('a token shorter than 16 characters (too short to cut out of an echo) is refused where it is issued; 16 is taken', async () => {
+    nextHourClock();
+    await setToken('strict', { body: '{"access_token":"fifteen-chars-x","expires_in":600}' });
+    const short = await post('/t/strict', {});
+    expect(short.status).toBe(502);
+    expect(short.json()).toMatchObject({ title: 'Upstream token answer invalid', detail: '"access_token" must be at least 16 characters' });
+    expect(await apiHits('strict')).toHaveLength(0);
+    nextHourClock();
+    await acceptToken('strict', 'sixteen-chars-xx');
+    await setToken('strict', { body: '{"access_token":"sixteen-chars-xx","expires_in":600}' });
+    expect((await post('/t/strict', {})).status).toBe(200);
   });
 
   it('an answer over 1 MiB is refused without being read whole', async () => {
