@@ -13,7 +13,7 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { resultPage } from './demo/result-page';
 import { demoSettings } from './demo/settings';
 import { registerRoutes, routeErrorAnswer, type GatewayEnv } from './gateway/routes';
-import { clientRequestId, logEvent, requestLine, routeNamer, type RequestNotes } from './log';
+import { clientRequestId, logEvent, logRequest, requestLine, routeNameOf, type RequestNotes } from './log';
 import { problem, problemResponse, ProblemError } from './problem';
 import type { Env } from './env';
 
@@ -38,24 +38,18 @@ const notesOf = new WeakMap<Request, RequestNotes>();
 /**
  * Every request gets the Worker's own id (a UUID), in `X-Request-Id` and in problem answers; a
  * client-sent `X-Request-Id` is never adopted (it could collide or be forged), only logged beside
- * it in the request line. What a step sets for the log (`route`, `outcome`) is copied to the notes
- * even when the step throws.
+ * it in the request line. Steps write what the line needs into the notes (`c.get('log')`).
  */
 const requestContext: MiddlewareHandler<GatewayEnv> = async (c, next) => {
   const notes = notesOf.get(c.req.raw) ?? { requestId: crypto.randomUUID() };
   c.set('requestId', notes.requestId);
   c.set('log', notes);
   c.header('X-Request-Id', notes.requestId);
-  try {
-    await next();
-  } finally {
-    notes.route = c.get('route');
-    notes.outcome ??= c.get('outcome');
-  }
+  await next();
 };
 
-/** One Hono app per validated config (configs are parsed once per isolate), and its route namer. */
-const apps = new WeakMap<Config, { app: Hono<GatewayEnv>; routeName: ReturnType<typeof routeNamer> }>();
+/** One Hono app per validated config (configs are parsed once per isolate). */
+const apps = new WeakMap<Config, Hono<GatewayEnv>>();
 
 function appFor(config: Config) {
   let entry = apps.get(config);
@@ -86,7 +80,7 @@ function appFor(config: Config) {
       if (notes !== undefined) notes.reason = 'internal-error';
       return problemResponse(problem('internal-error', 'the Worker failed; quote the request id when reporting this').problem, id);
     });
-    entry = { app, routeName: routeNamer(config.routes) };
+    entry = app;
     apps.set(config, entry);
   }
   return entry;
@@ -103,20 +97,20 @@ export default {
     let res: Response;
     let routeName: string | null = null;
     try {
-      const { app, routeName: nameOf } = appFor(loadConfig(env));
+      const app = appFor(loadConfig(env));
       notesOf.set(request, notes);
       res = await app.fetch(request, env, ctx);
-      routeName = nameOf(notes.route, request);
+      routeName = routeNameOf(notes, request);
     } catch (e) {
       if (!(e instanceof ConfigError)) {
         // Not even onError could answer: still one request line, then the platform's own 500.
         notes.reason = 'internal-error';
-        console.error(JSON.stringify(requestLine(notes, request.method, 500, Date.now() - started, routeName)));
+        logRequest(requestLine(notes, request.method, 500, Date.now() - started, routeName), 'error');
         throw e;
       }
       res = invalidConfig(e, notes);
     }
-    console.log(JSON.stringify(requestLine(notes, request.method, res.status, Date.now() - started, routeName)));
+    logRequest(requestLine(notes, request.method, res.status, Date.now() - started, routeName));
     return res;
   },
 } satisfies ExportedHandler<Env>;

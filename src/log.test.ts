@@ -1,7 +1,7 @@
 /** Unit tests beside log.ts: which route a request line names, and what a route's `log_fields` log. */
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from './config';
-import { fieldPicker, requestLine, routeNamer } from './log';
+import { parseConfig, type RouteConfig } from './config';
+import { fieldPicker, requestLine, routeNameOf } from './log';
 
 const upstream = { api_origin: 'https://api.example.org', token_url: 'https://auth.example.org/token', client_id: 'c', client_secret_from: 'S' };
 const origins = ['https://forms.example.org'];
@@ -27,24 +27,27 @@ const config = parseConfig({
 });
 const body = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 
-describe('routeNamer', () => {
-  const name = routeNamer(config.routes);
+describe('routeNameOf', () => {
   const req = (path: string, method = 'GET', headers: Record<string, string> = {}) => new Request(`https://w.example${path}`, { method, headers });
+  const items: Array<[string, RouteConfig]> = [
+    ['items_get', config.routes.items_get!],
+    ['items_post', config.routes.items_post!],
+  ];
 
   it('the route that took the request names itself', () => {
-    expect(name(config.routes.items_post, req('/items/1', 'POST'))).toBe('items_post');
+    expect(routeNameOf({ requestId: 'r', routeName: 'items_post', pathRoutes: items }, req('/items/1', 'POST'))).toBe('items_post');
   });
 
-  it('a request no route took: the route on its path that takes its method, a preflight by the method it asks for', () => {
-    expect(name(undefined, req('/items/1', 'GET'))).toBe('items_get');
-    expect(name(undefined, req('/items/1', 'HEAD'))).toBe('items_get');
-    expect(name(undefined, req('/items/1', 'OPTIONS', { 'Access-Control-Request-Method': 'POST' }))).toBe('items_post');
-    expect(name(undefined, req('/items/1', 'DELETE'))).toBe('items_get,items_post');
-    expect(name(undefined, req('/things/export', 'POST'))).toBe('things_export');
-    expect(name(undefined, req('/things/7', 'POST'))).toBe('things');
-    expect(name(undefined, req('/plain.v1/x', 'PUT'))).toBe('plain');
-    expect(name(undefined, req('/plainXv1/x'))).toBeNull();
-    expect(name(undefined, req('/nowhere'))).toBeNull();
+  it('refused before a route took it: the route of the matched path that takes its method, a preflight by the method it asks for', () => {
+    const notes = { requestId: 'r', pathRoutes: items };
+    expect(routeNameOf(notes, req('/items/1', 'GET'))).toBe('items_get');
+    expect(routeNameOf(notes, req('/items/1', 'HEAD'))).toBe('items_get');
+    expect(routeNameOf(notes, req('/items/1', 'OPTIONS', { 'Access-Control-Request-Method': 'POST' }))).toBe('items_post');
+    expect(routeNameOf(notes, req('/items/1', 'DELETE'))).toBe('items_get,items_post');
+  });
+
+  it('no path matched (404, /healthz, /status): no route', () => {
+    expect(routeNameOf({ requestId: 'r' }, req('/nowhere'))).toBeNull();
   });
 });
 

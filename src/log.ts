@@ -7,7 +7,7 @@
  * value or a submitted value, except the fields a route names in `log_fields` (the operator's
  * explicit choice, bounded in size). The README's "Logs" section is the table of these events.
  */
-import type { RouteConfig } from './config';
+import { pathParams, type RouteConfig } from './config';
 
 /** Events the TokenStore logs, per credential set and scope set (README, "Logs"). */
 export type TokenEvent =
@@ -27,6 +27,11 @@ export function logEvent(event: string, fields: Record<string, unknown>, level: 
   console[level](JSON.stringify({ event, ...fields }));
 }
 
+/** Write a request's line (`error` when the Worker itself failed). */
+export function logRequest(line: RequestLine, level: 'log' | 'error' = 'log'): void {
+  console[level](JSON.stringify(line));
+}
+
 /** Where this request's token came from: this isolate's cache (no Durable Object call), or the TokenStore. */
 export type TokenSource = 'cached' | 'store';
 
@@ -39,7 +44,10 @@ export interface RequestNotes {
   requestId: string;
   /** The client's own `X-Request-Id`, as far as it is safe to log. */
   clientRequestId?: string;
-  route?: RouteConfig;
+  /** The route that took the request (its name in ROUTES). */
+  routeName?: string;
+  /** The routes of the path the router matched, when no route took the request (refused before). */
+  pathRoutes?: Array<[string, RouteConfig]>;
   /** Set by a step that ends the request its own way (`honeypot`, `health`, `status`). */
   outcome?: string;
   /** The problem slug the request was refused or failed with. */
@@ -115,32 +123,18 @@ export function requestLine(notes: RequestNotes, method: string, status: number,
 // ---------------------------------------------------------------------------------------------
 
 /**
- * The name of the route a request was for, decided once per config. The route that took the
- * request names itself; a request refused before a route took it (a disallowed origin, a
- * preflight, a 405) is put down to the routes on its path: the one that takes its method (a
+ * The name of the route a request was for, as the router saw it. The route that took the request
+ * names itself; a request refused before a route took it (a disallowed origin, a preflight, a 405)
+ * is put down to the routes of the path the router matched: the one that takes its method (a
  * preflight's: `Access-Control-Request-Method`), else all of them, comma-separated.
  */
-export function routeNamer(routes: Record<string, RouteConfig>): (route: RouteConfig | undefined, request: Request) => string | null {
-  const names = new Map(Object.entries(routes).map(([name, r]) => [r, name]));
-  const byPath = new Map<string, Array<[string, RouteConfig]>>();
-  for (const [name, r] of Object.entries(routes)) byPath.set(r.path, [...(byPath.get(r.path) ?? []), [name, r]]);
-  const paths = [...byPath].map(([path, rs]) => ({
-    // A param matches one segment; everything else literally (route paths have no regex characters but `.`).
-    regex: new RegExp(`^${path.replace(/\./g, '\\.').replace(/:[A-Za-z_][A-Za-z0-9_]*/g, '[^/]+')}/?$`),
-    routes: rs,
-    params: (path.match(/:/g) ?? []).length,
-  }));
-  // Specific paths first, as the router registers them.
-  paths.sort((a, b) => a.params - b.params);
-  return (route, request) => {
-    if (route !== undefined) return names.get(route) ?? null;
-    const pathname = new URL(request.url).pathname;
-    const hit = paths.find((p) => p.regex.test(pathname));
-    if (hit === undefined) return null;
-    const method = request.method === 'OPTIONS' ? (request.headers.get('Access-Control-Request-Method') ?? 'OPTIONS') : request.method === 'HEAD' ? 'GET' : request.method;
-    const taking = hit.routes.filter(([, r]) => r.methods.includes(method as RouteConfig['methods'][number]));
-    return (taking.length > 0 ? taking : hit.routes).map(([name]) => name).join(',');
-  };
+export function routeNameOf(notes: RequestNotes, request: Request): string | null {
+  if (notes.routeName !== undefined) return notes.routeName;
+  const onPath = notes.pathRoutes;
+  if (onPath === undefined) return null;
+  const method = request.method === 'OPTIONS' ? (request.headers.get('Access-Control-Request-Method') ?? 'OPTIONS') : request.method === 'HEAD' ? 'GET' : request.method;
+  const taking = onPath.filter(([, r]) => r.methods.includes(method as RouteConfig['methods'][number]));
+  return (taking.length > 0 ? taking : onPath).map(([name]) => name).join(',');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,7 +160,7 @@ export type FieldPicker = (from: FieldSources) => Record<string, unknown>;
 
 export function fieldPicker(route: RouteConfig): FieldPicker | undefined {
   if (route.log_fields.length === 0) return undefined;
-  const params = new Set([...route.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!));
+  const params = new Set(pathParams(route.path));
   // Where each body field lands in the JSON sent: its mapped path, or its own name at the top.
   const bodyPath = (name: string): string[] => {
     const spec = route.form?.fields[name];

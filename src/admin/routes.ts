@@ -38,12 +38,11 @@ export function registerAdmin(app: Hono<GatewayEnv>, config: Config): void {
   });
   if (config.status === undefined) return;
 
-  // One guard per isolate's env (it holds the admin token's digest and the Access key set).
-  const guards = new WeakMap<object, StatusAuth>();
+  // One app per config, one config per env: the guard (admin token digest, Access key set) is made once.
+  let guard: StatusAuth | undefined;
   app.use('/status', headers);
   app.get('/status', async (c) => {
-    let guard = guards.get(c.env);
-    if (guard === undefined) guards.set(c.env, (guard = statusAuth(config, c.env)!));
+    guard ??= statusAuth(config, c.env)!;
     const notes = c.get('log');
     const auth = await guard(c.req.raw);
     if ('refused' in auth) {
@@ -62,9 +61,9 @@ export function registerAdmin(app: Hono<GatewayEnv>, config: Config): void {
     const asked = url.searchParams.getAll('upstream');
     const unknown = asked.filter((u) => !Object.hasOwn(config.upstreams, u));
     if (unknown.length > 0) throw problem('not-found', `no upstream named ${unknown.map((u) => `"${u.slice(0, 100)}"`).join(', ')}`);
-    const report = await statusReport(c.env, config, asked.length === 0 ? undefined : [...new Set(asked)]);
     const format = url.searchParams.get('format') ?? ((c.req.header('Accept') ?? '').includes('text/html') ? 'html' : 'json');
     if (format !== 'html' && format !== 'json') throw problem('query-not-allowed', 'format is html or json');
+    const report = await statusReport(c.env, config, asked.length === 0 ? undefined : [...new Set(asked)]);
     if (format === 'html') {
       return c.body(statusPage(report), 200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': await statusPageCsp(), Vary: 'Accept', ...PRIVATE });
     }

@@ -4,9 +4,10 @@
  * No script at all, every value escaped, and a CSP that allows nothing but the page's own style
  * block (by its hash): a value that somehow carried markup could neither run nor load anything.
  */
+import { escapeHtml } from '../escape-html';
+import { base64 } from '../bytes';
 import type { CredentialSetReport, StatusReport } from './status';
 
-const escape = (v: string): string => v.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const STYLE = `
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #1b1b1b; }
@@ -21,7 +22,7 @@ let csp: Promise<string> | undefined;
 
 export function statusPageCsp(): Promise<string> {
   csp ??= crypto.subtle.digest('SHA-256', new TextEncoder().encode(STYLE)).then((d) => {
-    const hash = btoa(String.fromCharCode(...new Uint8Array(d)));
+    const hash = base64(new Uint8Array(d));
     return `default-src 'none'; style-src 'sha256-${hash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
   });
   return csp;
@@ -30,15 +31,15 @@ export function statusPageCsp(): Promise<string> {
 const seconds = (s: number | undefined) => (s === undefined ? '—' : `${s} s`);
 
 function credentialSet(c: CredentialSetReport): string {
-  const head = `<h2>${escape(c.upstream)} <small>credential set ${escape(c.credential_set)}</small></h2>`;
-  if (c.error !== undefined) return `<section>${head}<p class="bad">${escape(c.error)}</p></section>`;
+  const head = `<h2>${escapeHtml(c.upstream)} <small>credential set ${escapeHtml(c.credential_set)}</small></h2>`;
+  if (c.error !== undefined) return `<section>${head}<p class="bad">${escapeHtml(c.error)}</p></section>`;
   const rows = (c.scopes ?? [])
     .map(
       (t) =>
-        `<tr><td>${t.scope === '' ? '(none)' : escape(t.scope)}</td>` +
+        `<tr><td>${t.scope === '' ? '(none)' : escapeHtml(t.scope)}</td>` +
         `<td class="${t.has_token ? 'ok' : 'bad'}">${t.has_token ? 'held' : 'none'}</td>` +
         `<td>${seconds(t.expires_in_s)}</td><td>${seconds(t.refresh_in_s)}</td>` +
-        `<td>${t.last_refresh === undefined ? '—' : escape(t.last_refresh)}</td></tr>`,
+        `<td>${t.last_refresh === undefined ? '—' : escapeHtml(t.last_refresh)}</td></tr>`,
     )
     .join('');
   const b = c.budget!;
@@ -52,10 +53,10 @@ function credentialSet(c: CredentialSetReport): string {
     '<dl>' +
     `<dt>Token requests in window</dt><dd>${b.requests_in_window} of ${b.max_requests} per ${b.window_seconds} s${b.explicit ? '' : ' (default guard)'}</dd>` +
     `<dt>Tokens issued</dt><dd>${c.tokens_issued ?? 0}</dd>` +
-    `<dt>Cool-down</dt><dd${cd ? ' class="bad"' : ''}>${cd ? `${escape(cd.reason)} for ${cd.remaining_s} s (until ${escape(cd.until)}): ${escape(cd.detail)}` : 'none'}</dd>` +
+    `<dt>Cool-down</dt><dd${cd ? ' class="bad"' : ''}>${cd ? `${escapeHtml(cd.reason)} for ${cd.remaining_s} s (until ${escapeHtml(cd.until)}): ${escapeHtml(cd.detail)}` : 'none'}</dd>` +
     `<dt>Failures</dt><dd>${f.consecutive} in a row, ${f.failed_cycles} failed refresh cycles</dd>` +
-    `<dt>Rejections seen</dt><dd>${r.reported} reported, ${r.ignored} ignored${r.distrusted_until === null ? '' : `; rejections distrusted until ${escape(r.distrusted_until)}`}</dd>` +
-    `<dt>Last token request</dt><dd>${last ? `${escape(last.sent_at)} (${escape(last.cause)}${last.answered ? '' : ', unanswered'})` : 'none'}</dd>` +
+    `<dt>Rejections seen</dt><dd>${r.reported} reported, ${r.ignored} ignored${r.distrusted_until === null ? '' : `; rejections distrusted until ${escapeHtml(r.distrusted_until)}`}</dd>` +
+    `<dt>Last token request</dt><dd>${last ? `${escapeHtml(last.sent_at)} (${escapeHtml(last.cause)}${last.answered ? '' : ', unanswered'})` : 'none'}</dd>` +
     '</dl></section>'
   );
 }
@@ -65,7 +66,7 @@ export function statusPage(report: StatusReport): string {
   return (
     '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">' +
     `<meta name="robots" content="noindex"><title>Token status</title><style>${STYLE}</style></head><body>` +
-    `<h1>Token status</h1><p>As of ${escape(report.generated_at)}; no token is ever shown here. The same as JSON: <code>Accept: application/json</code>.</p>` +
+    `<h1>Token status</h1><p>As of ${escapeHtml(report.generated_at)}; no token is ever shown here. The same as JSON: <code>Accept: application/json</code>.</p>` +
     report.credential_sets.map(credentialSet).join('') +
     '</body></html>'
   );

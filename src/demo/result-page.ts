@@ -6,6 +6,7 @@
  * the no-JS flow shows the codes too. Only mounted when `DEMO_PAGES` is set. Everything in the
  * query is attacker-controllable: every value is escaped and the page runs no script at all.
  */
+import { escapeHtml } from '../escape-html';
 import type { Context } from 'hono';
 import { isProblemSlug, PROBLEM_TYPES } from '../problem';
 
@@ -16,7 +17,6 @@ interface Suggestion {
   confidence?: number;
 }
 
-const escape = (v: string): string => v.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** Most suggestions shown, and the longest label: a hand-made result cannot make a huge page. */
 const MAX_ROWS = 20;
@@ -56,7 +56,7 @@ function suggestionsTable(result: Suggestion[]): string {
   const rows = result
     .map((s) => {
       const confidence = s.confidence === undefined ? '' : `${Math.round(s.confidence * 100)}%`;
-      return `<tr><td class="code">${escape(s.code)}</td><td>${escape(s.label)}</td><td class="conf"><span class="pct">${confidence}</span></td></tr>`;
+      return `<tr><td class="code">${escapeHtml(s.code)}</td><td>${escapeHtml(s.label)}</td><td class="conf"><span class="pct">${confidence}</span></td></tr>`;
     })
     .join('');
   return `<table class="codes"><thead><tr><th scope="col">Code</th><th scope="col">Occupation</th><th scope="col">Confidence</th></tr></thead><tbody>${rows}</tbody></table>`;
@@ -83,7 +83,7 @@ export function resultPage(c: Context): Response {
   } else {
     const reason = isProblemSlug(q.reason) ? PROBLEM_TYPES[q.reason].title : undefined;
     main = `<h2>Something went wrong</h2>
-<p role="alert">The submission was not coded${reason === undefined ? '' : `: ${escape(reason)}`}${code === undefined ? '' : ` (status ${code})`}.</p>
+<p role="alert">The submission was not coded${reason === undefined ? '' : `: ${escapeHtml(reason)}`}${code === undefined ? '' : ` (status ${code})`}.</p>
 ${requestId === undefined ? '' : `<p>Reference: <code>${requestId}</code></p>`}`;
   }
   const html = `<!doctype html>

@@ -195,17 +195,24 @@ function field(fields: Record<string, unknown>, name: string): unknown {
 }
 
 /** Field errors in the order found; a Map, so a field may be called `__proto__`. */
-type FieldErrors = Map<string, string>;
+export type FieldErrors = Map<string, string>;
 
 /** Most field errors one answer lists (a hostile body can have thousands). */
 const MAX_LISTED_ERRORS = 20;
 
-/** A 422 naming each bad field (detail for people, `errors` for scripts), bounded in size. */
-function invalid(errors: FieldErrors) {
-  const listed = [...errors].slice(0, MAX_LISTED_ERRORS);
+/**
+ * A problem naming each bad field (detail for people, `errors` for scripts), bounded in size:
+ * a 422 for the body's fields, or `reason` (the query's) with `tail` after the list.
+ */
+export function fieldProblem(errors: FieldErrors, reason: 'invalid-submission' | 'query-not-allowed' = 'invalid-submission', tail?: string) {
+  const listed = [...errors].slice(0, MAX_LISTED_ERRORS).map(([field, message]) => ({ field: field.slice(0, 100), message }));
   const more = errors.size - listed.length;
-  const detail = listed.map(([name, message]) => `${name.slice(0, 100)} ${message}`).join('; ') + (more > 0 ? `; and ${more} more` : '');
-  return problem('invalid-submission', detail, { extensions: { errors: listed.map(([field, message]) => ({ field: field.slice(0, 100), message })) } });
+  const detail = listed.map((e) => `${e.field} ${e.message}`).join('; ') + (more > 0 ? `; and ${more} more` : '') + (tail === undefined ? '' : `; ${tail}`);
+  return problem(reason, detail, { extensions: { errors: listed } });
+}
+
+function invalid(errors: FieldErrors) {
+  return fieldProblem(errors);
 }
 
 const blank = (v: unknown) => v === undefined || v === null || (typeof v === 'string' && v.trim() === '');

@@ -8,6 +8,7 @@
  */
 import type { RouteConfig } from '../config';
 import type { Problem } from '../problem';
+import { base64url } from '../bytes';
 import { readAtMost } from './answer';
 
 /** A browser navigation (form post) that the route can redirect. `fetch()` sends `Accept: *\/*`. */
@@ -53,10 +54,4 @@ function redirect(route: RouteConfig, ok: boolean, status: number, extra: Record
   for (const [k, v] of Object.entries(extra)) url.searchParams.set(k, v);
   if (requestId !== undefined) url.searchParams.set('request_id', requestId);
   return new Response(null, { status: 303, headers: { Location: url.toString(), 'Cache-Control': 'no-store' } });
-}
-
-function base64url(bytes: Uint8Array): string {
-  let binary = '';
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }

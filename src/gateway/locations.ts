@@ -6,7 +6,7 @@
  * upstream whose target matches it (a GET route first), with a query that route accepts; a URL no
  * route reaches (another origin, another path) is dropped rather than handed out.
  */
-import type { Config, RouteConfig } from '../config';
+import { pathParams, type Config, type RouteConfig } from '../config';
 import { queryPolicy, type QueryPolicy } from './request';
 
 /** A param as the gateway lets it through (routes.ts checks the same on the way in). */
@@ -38,8 +38,7 @@ export function locationRewriter(config: Config, upstream: string): LocationRewr
       .map((part, i) => (i % 2 === 0 ? escape(part) : (params.push(part), '([^/]+)')))
       .join('');
     // A route with a path param its target does not carry cannot be filled from an API URL.
-    const pathParams = [...r.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
-    if (pathParams.some((p) => !params.includes(p))) return [];
+    if (pathParams(r.path).some((p) => !params.includes(p))) return [];
     return [{ target: new RegExp(`^${pattern}$`), params, path: r.path, query: queryPolicy(r) }];
   });
   return (url, selfOrigin) => {

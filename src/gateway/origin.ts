@@ -11,9 +11,10 @@ import { cors } from 'hono/cors';
 import type { MiddlewareHandler } from 'hono';
 import { TURNSTILE_HEADER, type RouteConfig } from '../config';
 import { problem } from '../problem';
+import { FORWARDED_REQUEST_HEADERS } from './request';
 
-/** Request headers a page may send (the preflight's Access-Control-Allow-Headers). */
-export const ALLOWED_REQUEST_HEADERS = ['Content-Type', 'Accept', 'Accept-Language', 'Content-Language', 'If-None-Match', 'If-Match', 'If-Modified-Since', 'If-Unmodified-Since'];
+/** Request headers a page may send (the preflight's Access-Control-Allow-Headers): what is forwarded, and the body's type. */
+export const ALLOWED_REQUEST_HEADERS = ['Content-Type', ...FORWARDED_REQUEST_HEADERS];
 /** Response headers a page's script may read. */
 export const EXPOSED_RESPONSE_HEADERS = ['X-Request-Id', 'Retry-After', 'ETag', 'Location', 'Content-Location', 'Content-Disposition'];
 

@@ -11,6 +11,7 @@
  */
 import type { Context } from 'hono';
 import type { RouteConfig } from '../config';
+import { logEvent } from '../log';
 import { problem } from '../problem';
 import { clientKey } from './client-address';
 import type { GatewayEnv } from './routes';
@@ -35,14 +36,11 @@ export function rateLimit(routeName: string, spec: RateLimitSpec): (c: Context<G
     } catch (e) {
       // A failing counter must not take the form down: let the request through and say so. The
       // token budget still guards the token endpoint, Turnstile (if on) the route.
-      console.error(JSON.stringify({ event: 'rate_limit_unavailable', request_id: c.get('requestId'), route: routeName, error: e instanceof Error ? e.name : 'unknown' }));
+      logEvent('rate_limit_unavailable', { request_id: c.get('requestId'), route: routeName, error: e instanceof Error ? e.name : 'unknown' }, 'error');
       allowed = true;
     }
-    if (!allowed) {
-      c.set('outcome', 'rate_limited');
-      console.log(JSON.stringify({ event: 'rate_limited', request_id: c.get('requestId'), route: routeName }));
-      throw problem('rate-limited', detail, { retryAfter: spec.period });
-    }
+    // The request line says it (outcome `rate-limited`): no second line, so a flood doubles nothing.
+    if (!allowed) throw problem('rate-limited', detail, { retryAfter: spec.period });
     await next();
   };
 }

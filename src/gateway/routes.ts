@@ -14,10 +14,10 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Config, RouteConfig } from '../config';
 import { scopeKey } from '../config';
-import { problem, ProblemError } from '../problem';
+import { problem, type ProblemError } from '../problem';
 import type { Env } from '../env';
-import { fieldPicker, type FieldPicker, type RequestNotes } from '../log';
-import { ANSWER_CSP, type AnswerOptions } from './answer';
+import { fieldPicker, logEvent, type FieldPicker, type RequestNotes } from '../log';
+import { ANSWER_HEADERS, type AnswerOptions } from './answer';
 import { forward } from './forward';
 import { htmlAccepted, htmlAnswer, htmlProblem, wantsHtml } from './html';
 import { locationRewriter, SAFE_PARAM } from './locations';
@@ -30,8 +30,6 @@ export interface GatewayVariables {
   requestId: string;
   /** The route that matched, once known (the HTML flow needs it for errors too). */
   route?: RouteConfig;
-  /** How a step ended the request its own way (`honeypot`, `rate_limited`, …): the request log's `outcome`. */
-  outcome?: string;
   /** This request's log line, filled as the request goes (log.ts). */
   log?: RequestNotes;
 }
@@ -80,7 +78,7 @@ export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
     const named = byPath.get(path)!;
     const routes = named.map(([, route]) => route);
     // Origin first: every later refusal to an allowed page carries CORS headers it can read.
-    app.use(path, originGuard(routes), rawPathGuard);
+    app.use(path, notePath(named), originGuard(routes), rawPathGuard);
     for (const [name, route] of named) {
       const limit = bodyLimit({
         maxSize: route.max_body_bytes,
@@ -99,7 +97,7 @@ export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
       };
       // The rate limit before the body limit: that one reads a body sent without Content-Length.
       const perClient = route.rate_limit === undefined ? unlimited : rateLimit(name, route.rate_limit);
-      app.on(route.methods, path, selectRoute(route), perClient, limit, (c) => handle(c, config, plan));
+      app.on(route.methods, path, selectRoute(name, route), perClient, limit, (c) => handle(c, config, plan));
     }
     // Hono answers HEAD with a route's GET handler, so a GET route takes HEAD too.
     const methods = routes.flatMap((r) => r.methods);
@@ -120,8 +118,21 @@ const unlimited = async (_c: Context<GatewayEnv>, next: () => Promise<void>) => 
   await next();
 };
 
-const selectRoute = (route: RouteConfig) => async (c: Context<GatewayEnv>, next: () => Promise<void>) => {
+const selectRoute = (name: string, route: RouteConfig) => async (c: Context<GatewayEnv>, next: () => Promise<void>) => {
   c.set('route', route);
+  const notes = c.get('log');
+  if (notes !== undefined) notes.routeName = name;
+  await next();
+};
+
+/**
+ * The routes of the path the router matched, for the request line of a request refused before a
+ * route took it (origin, 405, preflight). The most specific path is registered first, as the
+ * router tries them, so the first to run names the path.
+ */
+const notePath = (named: Array<[string, RouteConfig]>) => async (c: Context<GatewayEnv>, next: () => Promise<void>) => {
+  const notes = c.get('log');
+  if (notes !== undefined) notes.pathRoutes ??= named;
   await next();
 };
 
@@ -136,23 +147,19 @@ async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): 
   // A browser form asks for HTML; the API is asked for what it speaks, and the page gets a 303.
   const html = wantsHtml(c.req.raw, route);
   const prepared = await buildApiCall(c.req.raw, { route, upstream, query: plan.query, target, html });
-  const log = (line: Record<string, unknown>) => console.log(JSON.stringify({ ...line, request_id: c.get('requestId'), route: plan.name }));
+  const notes = c.get('log');
   if (prepared.trapped) {
-    // Counted, never the field's value; the answer is the one a success would get.
-    c.set('outcome', 'honeypot');
-    log({ event: 'honeypot' });
+    // Counted by the request line (outcome `honeypot`), never the field's value; the answer is the
+    // one a success would get.
+    if (notes !== undefined) notes.outcome = 'honeypot';
     return html ? htmlAccepted(route, c.get('requestId')) : honeypotAnswer();
   }
   if (plan.turnstile !== undefined) {
-    try {
-      await plan.turnstile({ headers: c.req.raw.headers, field: prepared.turnstileField, secret: secretOf(c.env, route), log });
-    } catch (e) {
-      c.set('outcome', e instanceof ProblemError && e.problem.reason === 'turnstile-unavailable' ? 'turnstile_unavailable' : 'turnstile_refused');
-      throw e;
-    }
+    // A refusal is the request line's outcome (its problem slug); siteverify's error codes get a line of their own.
+    const log = (event: string, fields: Record<string, unknown>) => logEvent(event, { request_id: c.get('requestId'), route: plan.name, ...fields });
+    await plan.turnstile({ headers: c.req.raw.headers, field: prepared.turnstileField, secret: secretOf(c.env, route), log });
   }
   const { call } = prepared;
-  const notes = c.get('log');
   if (notes !== undefined && plan.fields !== undefined) {
     notes.fields = plan.fields({ params, query: call.url.searchParams, ...(call.body === undefined ? {} : { body: call.body }), contentType: call.headers.get('Content-Type') });
   }
@@ -182,7 +189,7 @@ function secretOf(env: Env, route: RouteConfig): string {
 function honeypotAnswer(): Response {
   return new Response('{}', {
     status: 200,
-    headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Content-Security-Policy': ANSWER_CSP, 'X-Content-Type-Options': 'nosniff' },
+    headers: { 'Content-Type': 'application/json', ...ANSWER_HEADERS },
   });
 }
 

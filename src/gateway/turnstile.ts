@@ -15,7 +15,7 @@
  */
 import { TURNSTILE_FIELD, TURNSTILE_HEADER, type RouteConfig } from '../config';
 import { problem, type ProblemError } from '../problem';
-import { readAtMost } from './answer';
+import { readAtMost, sha256Hex } from '../bytes';
 import { clientAddress } from './client-address';
 
 export const SITEVERIFY_URL = 'https://challenges.cloudflare.com/turnstile/v0/siteverify';
@@ -42,8 +42,8 @@ export interface TurnstileInput {
   field: string | undefined;
   /** The widget's secret key (the Worker secret `secret_from`). */
   secret: string;
-  /** Writes one structured log line (request id and route added by the caller). */
-  log: (line: Record<string, unknown>) => void;
+  /** Writes one structured line (request id and route added by the caller): why a check failed, beyond its slug. */
+  log: (event: 'turnstile_refused' | 'turnstile_unavailable', fields: Record<string, unknown>) => void;
 }
 
 /** Verifies a request's Turnstile token; throws `ProblemError` (400/403/503) when it does not pass. */
@@ -67,27 +67,25 @@ export function turnstileCheck(route: RouteConfig): TurnstileCheck | undefined {
   const hostnames = new Set(t.hostnames ?? route.allowed_origins.map((o) => new URL(o).hostname.toLowerCase()));
   return async ({ headers, field, secret, log }) => {
     const refuse = (why: string, detail: string, extra: Record<string, unknown> = {}): ProblemError => {
-      log({ event: 'turnstile_refused', why, ...extra });
+      log('turnstile_refused', { why, ...extra });
       return problem('turnstile-failed', detail);
     };
     const header = headers.get(TURNSTILE_HEADER) ?? '';
     if (header !== '' && (field ?? '') !== '') {
-      log({ event: 'turnstile_refused', why: 'ambiguous' });
       throw problem('turnstile-ambiguous', `the token came both as the ${TURNSTILE_HEADER} header and the ${TURNSTILE_FIELD} field; send it once`);
     }
     const token = header !== '' ? header : (field ?? '');
     if (token === '') {
-      log({ event: 'turnstile_refused', why: 'missing' });
       throw problem('turnstile-required', `this route needs a Turnstile token: the widget's ${TURNSTILE_FIELD} field, or the ${TURNSTILE_HEADER} header`);
     }
     if (token.length > MAX_TOKEN_LENGTH || !/^[\x21-\x7e]+$/.test(token)) throw refuse('malformed', 'the Turnstile token is not one (too long, or characters a token never has)');
 
-    const fp = await fingerprint(token);
+    const fp = await sha256Hex(token);
     if (!remember(fp)) throw refuse('replayed', 'this Turnstile token was already used: complete the check again');
     const verdict = await siteverify(secret, token, clientAddress(headers), t.timeout_ms);
     if (verdict.kind === 'unavailable') {
       forget(fp); // not verified: the same token may be tried again
-      log({ event: 'turnstile_unavailable', cause: verdict.cause });
+      log('turnstile_unavailable', { cause: verdict.cause });
       throw problem('turnstile-unavailable', 'the Turnstile check could not be completed; try again in a moment', { retryAfter: UNAVAILABLE_RETRY_S });
     }
     const a = verdict.answer;
@@ -96,7 +94,7 @@ export function turnstileCheck(route: RouteConfig): TurnstileCheck | undefined {
       if (codes.some((c) => c === 'missing-input-secret' || c === 'invalid-input-secret' || c === 'internal-error')) {
         forget(fp);
         // The route's secret is wrong, or Cloudflare failed: the operator's problem, not the visitor's.
-        log({ event: 'turnstile_unavailable', cause: 'siteverify refused the request', error_codes: codes });
+        log('turnstile_unavailable', { cause: 'siteverify refused the request', error_codes: codes });
         throw problem('turnstile-unavailable', 'the Turnstile check could not be completed; try again in a moment', { retryAfter: UNAVAILABLE_RETRY_S });
       }
       if (codes.includes('timeout-or-duplicate')) throw refuse('timeout-or-duplicate', 'the Turnstile token has expired or was already used: complete the check again', { error_codes: codes });
@@ -143,17 +141,11 @@ async function siteverify(secret: string, token: string, remoteip: string | unde
       const answer = bytes === undefined ? undefined : readAnswer(bytes);
       return answer === undefined ? { kind: 'unavailable', cause: 'answer not understood' } : { kind: 'answer', answer };
     } catch (e) {
-      if (isTimeout(e)) return { kind: 'unavailable', cause: 'timeout' };
+      if (e instanceof Error && e.name === 'TimeoutError') return { kind: 'unavailable', cause: 'timeout' };
       cause = 'unreachable';
     }
   }
   return { kind: 'unavailable', cause };
-}
-
-function isTimeout(e: unknown): boolean {
-  if (e instanceof Error && e.name === 'TimeoutError') return true;
-  // readAtMost turns a read cut short into the gateway's own problem (answer.ts).
-  return typeof e === 'object' && e !== null && 'problem' in e && (e as ProblemError).problem.reason === 'upstream-timeout';
 }
 
 /** siteverify's JSON, strictly: an object with a boolean `success`; undefined for anything else. */
@@ -182,24 +174,16 @@ function readAnswer(bytes: Uint8Array): SiteverifyAnswer | undefined {
 /** SHA-256 of a token → when it can no longer be valid anyway. Only hashes are kept. */
 const seen = new Map<string, number>();
 
-async function fingerprint(token: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token)));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 /** Record a token as used; false when it already was (within its lifetime). */
 function remember(fp: string): boolean {
   const now = Date.now();
   const until = seen.get(fp);
   if (until !== undefined && until > now) return false;
   seen.delete(fp);
-  if (seen.size >= MAX_REMEMBERED) {
-    for (const [k, t] of seen) if (t <= now) seen.delete(k);
-    // Still full: drop the oldest (a Map iterates in insertion order).
-    for (const k of seen.keys()) {
-      if (seen.size < MAX_REMEMBERED) break;
-      seen.delete(k);
-    }
+  // Every entry lives as long, so insertion order is expiry order: drop from the front.
+  for (const [k, t] of seen) {
+    if (seen.size < MAX_REMEMBERED && t > now) break;
+    seen.delete(k);
   }
   seen.set(fp, now + TOKEN_LIFETIME_MS);
   return true;

@@ -9,6 +9,7 @@
  * to another. The secret is not part of it: rotating a secret
  * keeps the current token until its next refresh.
  */
+import { sha256Hex } from '../bytes';
 import { loadConfig, readCredentials, type Config, type UpstreamConfig } from '../config';
 import type { Env } from '../env';
 
@@ -46,8 +47,7 @@ export async function fingerprint(u: UpstreamConfig, clientId: string | undefine
     u.api_origin,
     egressIdentity(u.egress),
   ]);
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(material)));
-  return [...digest.slice(0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return sha256Hex(material, 16);
 }
 
 /**

@@ -8,6 +8,7 @@
  * size limit; redirects are never followed (a 3xx would resend the client secret to another host).
  */
 import { decodeJwt } from 'jose';
+import { base64, readAtMost } from '../bytes';
 import type { Credentials, UpstreamConfig } from '../config';
 // Shorter tokens are refused at issue: a token that short could not be cut out of what the API echoes.
 import { MIN_TOKEN_LENGTH } from '../redact';
@@ -29,13 +30,6 @@ export function basicCredentials(clientId: string, clientSecret: string): string
 /** application/x-www-form-urlencoded encoding of one value. */
 export function formEncode(s: string): string {
   return new URLSearchParams({ s }).toString().slice(2);
-}
-
-/** Base64 of a string's UTF-8 bytes. */
-export function base64(s: string): string {
-  let binary = '';
-  for (const b of new TextEncoder().encode(s)) binary += String.fromCharCode(b);
-  return btoa(binary);
 }
 
 /** The token request for this upstream and scope set (`scope` already normalised, '' for none). */
@@ -88,7 +82,7 @@ export async function readTokenResponse(u: UpstreamConfig, res: Response, now = 
     return fail('misconfigured', `token endpoint answered ${s} (a redirect, not followed): set token_url to the endpoint itself`);
   }
   if (!res.ok) {
-    const code = oauthErrorCode(await readAtMost(res, MAX_ERROR_BYTES));
+    const code = oauthErrorCode(await textAtMost(res, MAX_ERROR_BYTES));
     const detail = `token endpoint answered ${s}${code === undefined ? '' : ` (${code})`}`;
     if (u.token_throttled_statuses.includes(s)) {
       const retryAfter = parseRetryAfter(res.headers.get('Retry-After'), now);
@@ -99,7 +93,7 @@ export async function readTokenResponse(u: UpstreamConfig, res: Response, now = 
     return fail('refused', detail);
   }
 
-  const text = await readAtMost(res, MAX_TOKEN_ANSWER_BYTES);
+  const text = await textAtMost(res, MAX_TOKEN_ANSWER_BYTES);
   if (text === undefined) return fail('invalid_answer', `token endpoint answered ${s} with a body over ${MAX_TOKEN_ANSWER_BYTES} bytes`);
 
   if (u.token_response === 'text') {
@@ -165,28 +159,9 @@ function positiveSeconds(v: unknown): number | undefined {
  * The body's text, at most `max` bytes of it (undefined when there is more). The rest is never
  * read: a hostile endpoint cannot make us buffer an unbounded answer.
  */
-async function readAtMost(res: Response, max: number): Promise<string | undefined> {
-  if (res.body === null) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel();
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return new TextDecoder().decode(all);
+async function textAtMost(res: Response, max: number): Promise<string | undefined> {
+  const bytes = await readAtMost(res.body, max);
+  return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
 }
 
 /** RFC 6749 §5.2 `error` of an error answer, when it has the registered shape. */

@@ -467,3 +467,25 @@ describe('policyFor: the rules from an upstream config', () => {
     expect(policyFor(u)).toMatchObject({ sliding: true, refreshMarginMs: 30 * S, defaultLifetimeMs: 900 * S, throttleCooldownMs: 120 * S, requestTimeoutMs: 4000 });
   });
 });
+
+describe('a clock that jumps', () => {
+  it('stepped back after a send: the request still counts (it cannot count less than a full window)', () => {
+    const s = stateWith([{ sentAt: T0, doneAt: T0 + S, cause: 'cold' }]);
+    // The clock now reads 10 min before the send it recorded: still inside the window, refused.
+    expect(gateAt(mayRequest(s, policy({ budget: ABS_BUDGET }), T0 - 10 * MIN, 'expired'))).toBe(T0 + S + HOUR + 2 * S);
+  });
+
+  it('stepped back after a use: a sliding token is never extended past what the API saw', () => {
+    const s = stateWith([]);
+    s.tokens[''] = sliding(T0, MIN, T0 + 30 * S);
+    // A report of a use "in the future" (another clock) counts only up to now.
+    recordUse(s, '', 'tok-current', T0 + 10 * MIN, T0 + 40 * S);
+    expect(s.tokens['']!.lastUsedAt).toBe(T0 + 40 * S);
+  });
+
+  it('jumped forward past the end: the token is not usable, whatever was planned', () => {
+    const t = fixed(T0, HOUR);
+    expect(isUsable(t, policy(), T0 + 5 * HOUR)).toBe(false);
+    expect(refreshAt(t, policy())).toBeLessThan(T0 + 5 * HOUR);
+  });
+});

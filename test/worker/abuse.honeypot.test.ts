@@ -16,7 +16,8 @@ const BROWSER = { Accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
 const BAIT = 'https://spam.example/buy-now';
 
 const upstreamCalls = async () => (await apiHits(HOST)).length;
-const honeypotLines = () => capturedLines.filter((l) => l.includes('"event":"honeypot"'));
+/** Request lines whose outcome is the honeypot: that is how a caught bot is counted. */
+const honeypotLines = () => capturedLines.filter((l) => l.includes('"event":"request"') && l.includes('"outcome":"honeypot"'));
 
 describe('honeypot filled: answered as accepted, nothing sent upstream', () => {
   it('a plain HTML form gets the same 303 a success gets; no API call, no token request; one log line without the value', async () => {
@@ -30,7 +31,8 @@ describe('honeypot filled: answered as accepted, nothing sent upstream', () => {
     expect(await tokenHits(HOST)).toEqual([]);
     const lines = honeypotLines();
     expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toEqual({ event: 'honeypot', request_id: res.headers.get('X-Request-Id'), route: 'abusehp_code' });
+    expect(JSON.parse(lines[0]!)).toMatchObject({ event: 'request', request_id: res.headers.get('X-Request-Id'), route: 'abusehp_code', status: 303, outcome: 'honeypot' });
+    expect(JSON.parse(lines[0]!)).not.toHaveProperty('upstream_status');
     expect(capturedLines.join('\n')).not.toContain('spam.example');
 
     // A real success lands on the same page with the same query keys.

@@ -30,7 +30,9 @@ function expectLimited(res: Answer, retryAfter: string): void {
   expect(res.headers.get('Retry-After')).toBe(retryAfter);
 }
 
-const rateLimitedLines = (route: string) => capturedLines.filter((l) => l.includes('"event":"rate_limited"') && l.includes(`"route":"${route}"`));
+/** Request lines of refused requests on `route`: one each, outcome the problem's slug, no upstream status. */
+const rateLimitedLines = (route: string) =>
+  capturedLines.filter((l) => l.includes('"event":"request"') && l.includes(`"route":"${route}"`) && l.includes('"outcome":"rate-limited"') && !l.includes('upstream_status'));
 
 describe('per-client rate limit', () => {
   it('the N+1th request in the window gets 429 with Retry-After and never reaches the upstream; other clients and routes are unaffected', async () => {

@@ -226,3 +226,30 @@ describe('/healthz', () => {
     expect(lines[1]).toMatchObject({ route: null, method: 'GET', status: 500, outcome: 'invalid-configuration' });
   });
 });
+
+describe('the route a request line names is the one the router chose', () => {
+  const FORMS = 'https://forms.example.org';
+  const lineOf = (id: string | null) => parsedLines().find((l) => l.event === 'request' && l.request_id === id);
+
+  it('a path the router does not match (a trailing slash) names no route', async () => {
+    const res = await call('/ops/items/42/', { method: 'GET' });
+    expect(res.status).toBe(404);
+    expect(lineOf(res.headers.get('X-Request-Id'))).toMatchObject({ status: 404, route: null, outcome: 'not-found' });
+  });
+
+  it('two overlapping paths: a request taken and the same one refused by origin name the same route', async () => {
+    const ROUTES = {
+      ...(env.ROUTES as object),
+      zz_param: { path: '/zz/:x/c', methods: ['POST'], upstream: 'opslog', target: '/v1/{x}', allowed_origins: [FORMS], required_fields: ['q'] },
+      zz_spec: { path: '/zz/b/:y', methods: ['POST'], upstream: 'opslog', target: '/v1/{y}', allowed_origins: [FORMS], required_fields: ['q'] },
+    };
+    const send = async (origin: string) => {
+      const res = await worker.fetch(new Request('https://injector.example/zz/b/c', { method: 'POST', headers: { Origin: origin, 'Content-Type': 'application/json' }, body: '{}' }), { ...env, ROUTES }, createExecutionContext());
+      return lineOf(res.headers.get('X-Request-Id'));
+    };
+    const taken = await send(FORMS);
+    const refused = await send('https://evil.example.com');
+    expect(taken).toMatchObject({ status: 422, route: 'zz_spec' });
+    expect(refused).toMatchObject({ status: 403, route: 'zz_spec', outcome: 'origin-not-allowed' });
+  });
+});
