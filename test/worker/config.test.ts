@@ -51,16 +51,19 @@ describe('config validation', () => {
     [{ UPSTREAMS: { a: { ...good, inject_format: 'Bearer {token}\n' } } }, 'UPSTREAMS.a.inject_format: must be printable ASCII'],
     [{ UPSTREAMS: { a: { ...good, inject_format: 'Bearer\u0000{token}' } } }, 'UPSTREAMS.a.inject_format: must be printable ASCII'],
     [{ UPSTREAMS: { a: { ...good, inject_format: '{token} {token}' } } }, 'UPSTREAMS.a.inject_format: must contain {token} exactly once'],
-    ...['Host', 'host', 'Connection', 'Transfer-Encoding', 'Content-Length', 'TE', 'Upgrade', 'Keep-Alive', 'Proxy-Authorization'].map(
-      (h) => [{ UPSTREAMS: { a: { ...good, inject_header: h } } }, `UPSTREAMS.a.inject_header: ${h} belongs to the connection`] as const,
-    ),
-    ...['Content-Type', 'Accept-Encoding', 'Accept', 'If-None-Match'].map((h) => [{ UPSTREAMS: { a: { ...good, inject_header: h } } }, `UPSTREAMS.a.inject_header: ${h} is set or passed on by the Worker`] as const),
-    [{ UPSTREAMS: { a: { ...good, inject_header: 'CF-Access-Token' } } }, "UPSTREAMS.a.inject_header: CF-Access-Token is Cloudflare's own"],
-    [{ UPSTREAMS: { a: { ...good, inject_header: 'X-Egress-Secret' } } }, "UPSTREAMS.a.inject_header: X-Egress-Secret is the egress origin's own header"],
   ])('refuses %j naming %s', (vars, key) => {
     const found = issues(vars);
     expect(found.length).toBeGreaterThan(0);
     expect(found.some((i) => i.startsWith(key))).toBe(true);
+  });
+
+  it.each([
+    ...['Host', 'host', 'Connection', 'Transfer-Encoding', 'Content-Length', 'TE', 'Upgrade', 'Keep-Alive', 'Proxy-Authorization'].map((h) => [h, 'belongs to the connection']),
+    ...['Content-Type', 'Accept-Encoding', 'Accept', 'If-None-Match'].map((h) => [h, 'is set or passed on by the Worker']),
+    ['CF-Access-Token', "is Cloudflare's own"],
+    ['X-Egress-Secret', "is the egress origin's own header"],
+  ])('refuses inject_header = %s: it %s', (inject_header, why) => {
+    expect(issues({ UPSTREAMS: { a: { ...good, inject_header } } })).toEqual([expect.stringContaining(`UPSTREAMS.a.inject_header: ${inject_header} ${why}`)]);
   });
 
   it('accepts the headers and formats real APIs use for a token', () => {
