@@ -9,7 +9,7 @@
  */
 // A namespace import lets the bundler drop zod's locales (~370 KB) that `{ z }` drags in.
 import * as z from 'zod';
-import { EGRESS_HEADERS } from './egress';
+import { CONNECTION_HEADERS, EGRESS_HEADERS, FORWARDED_REQUEST_HEADERS, WORKER_SET_HEADERS } from './headers';
 
 /** A Worker secret's name, as `wrangler secret put` accepts it. */
 const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of a Worker secret (letters, digits, _)');
@@ -78,6 +78,23 @@ const egressSchema = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('origin'), url: egressOrigin, secret_from: secretName, address: egressAddress }),
 ]);
 
+/** Headers the Worker sets or passes on itself: a token there would replace what they carry. */
+const WORKER_HEADERS: readonly string[] = [...WORKER_SET_HEADERS, ...FORWARDED_REQUEST_HEADERS].map((h) => h.toLowerCase());
+
+/**
+ * Why `name` cannot carry the token, or undefined when it can: the runtime or a proxy would set or
+ * drop it (the token silently never arrives), the Worker fills it itself, or Cloudflare or the
+ * egress owns it.
+ */
+function unInjectableHeader(name: string): string | undefined {
+  const h = name.toLowerCase();
+  if (CONNECTION_HEADERS.includes(h)) return 'belongs to the connection (the runtime or a proxy sets or drops it)';
+  if (WORKER_HEADERS.includes(h)) return 'is set or passed on by the Worker itself';
+  if (h.startsWith('cf-')) return "is Cloudflare's own (CF-* headers are set or dropped by Cloudflare)";
+  if (EGRESS_HEADERS.includes(h)) return "is the egress origin's own header";
+  return undefined;
+}
+
 export const upstreamSchema = z
   .strictObject({
     /** Base URL of the API; route targets are appended to its path. */
@@ -111,8 +128,20 @@ export const upstreamSchema = z
     default_lifetime_seconds: z.int().min(1).default(3600),
     /** `fixed`: from issue; `sliding`: from the most recent request that used the token (seed 002). */
     expiry: z.enum(['fixed', 'sliding']).default('fixed'),
-    inject_header: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name').default('Authorization'),
-    inject_format: z.string().includes('{token}', { error: 'must contain {token}' }).default('Bearer {token}'),
+    inject_header: z
+      .string()
+      .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name')
+      .superRefine((h, ctx) => {
+        const why = unInjectableHeader(h);
+        if (why !== undefined) ctx.addIssue({ code: 'custom', message: `${h} ${why}; name the header the API reads the token from (Authorization, X-Api-Key, …)` });
+      })
+      .default('Authorization'),
+    inject_format: z
+      .string()
+      // A header value: CR, LF or another control character would make every call throw (after a token was spent).
+      .regex(/^[\t\x20-\x7e]*$/, 'must be printable ASCII (a header value: no CR, LF or other control characters)')
+      .refine((f) => f.split('{token}').length === 2, 'must contain {token} exactly once')
+      .default('Bearer {token}'),
     /** API statuses that mean "this token was rejected": invalidate and retry once. */
     token_rejected_statuses: z.array(z.int().min(400).max(599)).min(1).default([401]),
     /** Refresh this long before expiry (capped at 1/20 of a token's lifetime). */
@@ -166,7 +195,6 @@ export const upstreamSchema = z
         // The reference egress lists hosts on port 443; another port would be refused as "not listed".
         else if (!URL.canParse(u[key]) || !['', '443'].includes(new URL(u[key]).port)) issue(key, 'must use port 443: an egress origin forwards to https on 443 only');
       }
-      if (EGRESS_HEADERS.includes(u.inject_header.toLowerCase())) issue('inject_header', `${u.inject_header} is the egress's own header`);
     }
     for (const key of Object.keys(u.extra_params)) {
       if (RESERVED_PARAMS.includes(key) || key === u.username_field || key === u.password_field) {
@@ -500,6 +528,11 @@ const configSchema = z
 /** A route's origin policy, comparable between routes. */
 const originsOf = (r: RouteConfig) => (r.allow_any_origin ? '*' : [...new Set(r.allowed_origins)].sort().join(' '));
 
+/** A route path as the router matches it: every param is one segment, whatever its name. */
+function pathShape(path: string): string {
+  return path.replace(/:[A-Za-z_][A-Za-z0-9_]*/g, ':');
+}
+
 /** Whether some request path matches both route paths (a param matches any one segment). */
 function pathsOverlap(a: string, b: string): boolean {
   const sa = a.split('/');
@@ -518,9 +551,12 @@ export function routeConflicts(routes: Record<string, RouteConfig>): Array<{ rou
   for (let i = 0; i < entries.length; i++) {
     const [nameA, a] = entries[i]!;
     for (const [nameB, b] of entries.slice(0, i)) {
-      if (a.path === b.path) {
+      if (pathShape(a.path) === pathShape(b.path)) {
+        // The same path, whatever its params are called (`/items/:id`, `/items/:sku`): the router
+        // gives a request to the first, so the second would never answer.
         const twice = a.methods.filter((m) => b.methods.includes(m));
-        if (twice.length > 0) found.push({ route: nameA, key: 'methods', message: `${twice.join(', ')} ${a.path} is also route ${nameB}` });
+        const named = a.path === b.path ? '' : ` (${b.path}: the same path with other parameter names)`;
+        if (twice.length > 0) found.push({ route: nameA, key: 'methods', message: `${twice.join(', ')} ${a.path} is also route ${nameB}${named}` });
       } else if (pathsOverlap(a.path, b.path)) {
         const sameMethods = [...new Set(a.methods)].sort().join() === [...new Set(b.methods)].sort().join();
         if (!sameMethods || originsOf(a) !== originsOf(b)) {

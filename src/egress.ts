@@ -11,6 +11,7 @@
  *   fixed lists and forwards with TLS verification. Its own refusals carry `X-Egress-Refused`.
  */
 import type { UpstreamConfig } from './config';
+import { EGRESS_HOST_HEADER, EGRESS_REFUSED_HEADER, EGRESS_SECRET_HEADER } from './headers';
 
 /**
  * Sends one request on behalf of an upstream. Throws `EgressRefused` when the egress refuses it.
@@ -18,15 +19,6 @@ import type { UpstreamConfig } from './config';
  * answers are decoded by answer.ts, bounded), not on the Request.
  */
 export type Egress = (request: Request, init?: RequestInit) => Promise<Response>;
-
-/** Names the real upstream host (`host[:port]`, as in the URL) for the egress origin. */
-export const EGRESS_HOST_HEADER = 'X-Egress-Host';
-/** Carries the shared secret the egress origin checks. */
-export const EGRESS_SECRET_HEADER = 'X-Egress-Secret';
-/** Set by the egress origin on its own refusals: `key` (secret not accepted) or `host` (not listed). */
-export const EGRESS_REFUSED_HEADER = 'X-Egress-Refused';
-/** The egress's headers (lower case): no other config may claim them. */
-export const EGRESS_HEADERS: readonly string[] = [EGRESS_HOST_HEADER, EGRESS_SECRET_HEADER, EGRESS_REFUSED_HEADER].map((h) => h.toLowerCase());
 
 /**
  * The egress origin refused to forward a request. The message is for people and names no secret:

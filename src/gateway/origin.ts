@@ -11,7 +11,7 @@ import { cors } from 'hono/cors';
 import type { MiddlewareHandler } from 'hono';
 import { TURNSTILE_HEADER, type RouteConfig } from '../config';
 import { problem } from '../problem';
-import { FORWARDED_REQUEST_HEADERS } from './request';
+import { FORWARDED_REQUEST_HEADERS } from '../headers';
 
 /** Request headers a page may send (the preflight's Access-Control-Allow-Headers): what is forwarded, and the body's type. */
 export const ALLOWED_REQUEST_HEADERS = ['Content-Type', ...FORWARDED_REQUEST_HEADERS];

@@ -9,11 +9,10 @@
  */
 import { compilePattern, type RouteConfig, type UpstreamConfig } from '../config';
 import { EgressRefused, type Egress } from '../egress';
+import { FORWARDED_REQUEST_HEADERS } from '../headers';
 import { problem } from '../problem';
 import { fieldProblem, readBody } from './body';
 
-/** Request headers a browser may pass to the API (and, with Content-Type, send in a preflight). Authorization, Cookie, X-Forwarded-* never do. */
-export const FORWARDED_REQUEST_HEADERS = ['Accept', 'Accept-Language', 'Content-Language', 'If-None-Match', 'If-Match', 'If-Modified-Since', 'If-Unmodified-Since'] as const;
 
 /** The content codings answer.ts decodes; the API is asked for these only (never br or zstd). */
 export const ACCEPTED_ENCODINGS = 'gzip, deflate';

@@ -45,10 +45,37 @@ describe('config validation', () => {
     [{ UPSTREAMS: { a: { ...good, api_origin: 'https://key@api.example' } } }, 'UPSTREAMS.a.api_origin: must not contain user:password@'],
     [{ UPSTREAMS: { a: { ...good, scope: '   ' } } }, 'UPSTREAMS.a.scope'],
     [{ UPSTREAMS: { a: { ...good, token_throttled_statuses: [200] } } }, 'UPSTREAMS.a.token_throttled_statuses'],
+    // Injection settings that cannot work (issue 13): a value no header can hold throws on every
+    // call after a token was spent; a header the runtime, a proxy or the Worker owns never carries it.
+    [{ UPSTREAMS: { a: { ...good, inject_format: 'Bearer {token}\r\nX-Evil: 1' } } }, 'UPSTREAMS.a.inject_format: must be printable ASCII'],
+    [{ UPSTREAMS: { a: { ...good, inject_format: 'Bearer {token}\n' } } }, 'UPSTREAMS.a.inject_format: must be printable ASCII'],
+    [{ UPSTREAMS: { a: { ...good, inject_format: 'Bearer\u0000{token}' } } }, 'UPSTREAMS.a.inject_format: must be printable ASCII'],
+    [{ UPSTREAMS: { a: { ...good, inject_format: '{token} {token}' } } }, 'UPSTREAMS.a.inject_format: must contain {token} exactly once'],
   ])('refuses %j naming %s', (vars, key) => {
     const found = issues(vars);
     expect(found.length).toBeGreaterThan(0);
     expect(found.some((i) => i.startsWith(key))).toBe(true);
+  });
+
+  it.each([
+    ...['Host', 'host', 'Connection', 'Transfer-Encoding', 'Content-Length', 'TE', 'Upgrade', 'Keep-Alive', 'Proxy-Authorization'].map((h) => [h, 'belongs to the connection']),
+    ...['Content-Type', 'Accept-Encoding', 'Accept', 'If-None-Match'].map((h) => [h, 'is set or passed on by the Worker']),
+    ['CF-Access-Token', "is Cloudflare's own"],
+    ['X-Egress-Secret', "is the egress origin's own header"],
+  ])('refuses inject_header = %s: it %s', (inject_header, why) => {
+    expect(issues({ UPSTREAMS: { a: { ...good, inject_header } } })).toEqual([expect.stringContaining(`UPSTREAMS.a.inject_header: ${inject_header} ${why}`)]);
+  });
+
+  it('accepts the headers and formats real APIs use for a token', () => {
+    for (const [inject_header, inject_format] of [
+      ['Authorization', 'Bearer {token}'],
+      ['Authorization', '{token}'],
+      ['X-Api-Key', '{token}'],
+      ['Cookie', 'session={token}'],
+      ['Authorization', 'Token\ttoken="{token}"'],
+    ]) {
+      expect(issues({ UPSTREAMS: { a: { ...good, inject_header, inject_format } } }), `${inject_header}: ${inject_format}`).toEqual([]);
+    }
   });
 
   it('accepts plain http only on loopback (local runs)', () => {
@@ -133,6 +160,16 @@ describe('route config that validation refuses (issue 9), each naming the key', 
       { item: r({ path: '/items/:id' }), special: r({ path: '/items/export', allowed_origins: ['https://other.example'] }) },
       ['ROUTES.special.path: /items/export and route item (/items/:id) match the same requests with different origins; give them the same methods and origins, or distinct paths'],
     ],
+    [
+      'the same path with other parameter names: the second route could never answer',
+      { item: r({ path: '/items/:id', methods: ['GET', 'POST'] }), sku: r({ path: '/items/:sku', methods: ['POST'] }) },
+      ['ROUTES.sku.methods: POST /items/:sku is also route item (/items/:id: the same path with other parameter names)'],
+    ],
+    [
+      'params named differently in the middle of a path',
+      { a: r({ path: '/t/:topic/code/:n' }), b: r({ path: '/t/:name/code/:k' }) },
+      ['ROUTES.b.methods: POST /t/:name/code/:k is also route a (/t/:topic/code/:n: the same path with other parameter names)'],
+    ],
     ['a . segment in target', { t: r({ target: '/v1/./items' }) }, ['ROUTES.t.target: must not contain . or .. segments']],
     ['a .. segment in target', { t: r({ target: '/v1/items/..' }) }, ['ROUTES.t.target: must not contain . or .. segments']],
     ['an empty scope', { s: r({ scope: '' }) }, ["ROUTES.s.scope: must name at least one scope (leave scope out to use the upstream's)"]],
@@ -162,6 +199,9 @@ describe('route config that validation refuses (issue 9), each naming the key', 
         upload: r({ path: '/upload', opaque_types: ['text/csv'], max_answer_bytes: 65536, active_content: 'refuse' }),
         lists: r({ path: '/lists', form: { fields: { tag: { path: 'tags', list: true } } } }),
         scoped: r({ path: '/scoped', scope: 'read write' }),
+        // The same shape with other methods answers for itself.
+        byId: r({ path: '/orders/:id', methods: ['GET'] }),
+        bySku: r({ path: '/orders/:sku', methods: ['DELETE'], body: 'optional' }),
       }),
     ).toEqual([]);
   });

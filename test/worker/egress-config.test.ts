@@ -84,7 +84,7 @@ describe('egress origin config', () => {
     const port = configIssues({ UPSTREAMS: { a: { ...good, api_origin: 'https://api.example:8443', egress: origin } } });
     expect(port).toEqual(['UPSTREAMS.a.api_origin: must use port 443: an egress origin forwards to https on 443 only']);
     expect(configIssues({ UPSTREAMS: { a: { ...good, egress: origin, inject_header: 'X-Egress-Secret' } } })).toEqual([
-      "UPSTREAMS.a.inject_header: X-Egress-Secret is the egress's own header",
+      "UPSTREAMS.a.inject_header: X-Egress-Secret is the egress origin's own header; name the header the API reads the token from (Authorization, X-Api-Key, …)",
     ]);
   });
 
