@@ -1,8 +1,9 @@
 /**
- * Issue 8 end to end: the README's seed 002 recipe under `wrangler dev`, its egress the reference
- * nginx config (deploy/egress/nginx/) on 127.0.0.1, and a stand-in of seed 002 that binds each
- * token to the source address it was issued to and slides its expiry from the last use. nginx
- * leaves from 127.0.0.3 (`proxy_bind`), so that is the address tokens are bound to.
+ * Issue 8 end to end: the IP-bound sliding-token recipe of docs/configuration.md under
+ * `wrangler dev`, its egress the reference nginx config (deploy/egress/nginx/) on 127.0.0.1, and a
+ * stand-in of seed 002 that binds each token to the source address it was issued to and slides its
+ * expiry from the last use. nginx leaves from 127.0.0.3 (`proxy_bind`), so that is the address
+ * tokens are bound to.
  *
  * TLS everywhere, as in production: nginx's listener has a certificate from a throwaway CA that
  * workerd trusts (NODE_EXTRA_CA_CERTS, which Miniflare passes to workerd), and nginx verifies the
@@ -62,12 +63,12 @@ let worker: Wrangler;
 let nginxPort: number;
 let started: number;
 
-/** The README's seed 002 recipe (`[vars.UPSTREAMS.hosting]` …), parsed as wrangler would. */
-function readmeRecipe(): { UPSTREAMS: Record<string, Record<string, unknown>>; ROUTES: Record<string, Record<string, unknown>> } {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const block = [...readme.matchAll(/```toml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.startsWith('[vars.UPSTREAMS.hosting]'));
-  if (block === undefined) throw new Error('README.md has no [vars.UPSTREAMS.hosting] recipe');
-  return (parse(block) as { vars: ReturnType<typeof readmeRecipe> }).vars;
+/** The docs' IP-bound sliding-token recipe (`[vars.UPSTREAMS.hosting]` …), parsed as wrangler would. */
+function docsRecipe(): { UPSTREAMS: Record<string, Record<string, unknown>>; ROUTES: Record<string, Record<string, unknown>> } {
+  const docs = readFileSync(join(ROOT, 'docs/configuration.md'), 'utf8');
+  const block = [...docs.matchAll(/```toml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.startsWith('[vars.UPSTREAMS.hosting]'));
+  if (block === undefined) throw new Error('docs/configuration.md has no [vars.UPSTREAMS.hosting] recipe');
+  return (parse(block) as { vars: ReturnType<typeof docsRecipe> }).vars;
 }
 
 /** The reference egress config with this run's addresses, paths and files. */
@@ -96,9 +97,9 @@ function egressConfig(certPath: string, keyPath: string, caPath: string): string
   return join(dir, 'egress.conf');
 }
 
-/** The Worker's config: the README recipe, its egress pointed at this nginx, plus two that must fail. */
+/** The Worker's config: the docs' recipe, its egress pointed at this nginx, plus two that must fail. */
 function workerConfig(): string {
-  const { UPSTREAMS, ROUTES } = readmeRecipe();
+  const { UPSTREAMS, ROUTES } = docsRecipe();
   const hosting = UPSTREAMS.hosting!;
   const egress = { ...(hosting.egress as Record<string, unknown>), url: `https://127.0.0.1:${nginxPort}` };
   const route = ROUTES.hosting_domains!;

@@ -1,18 +1,17 @@
 /**
- * The README's table of problem types ("Requests the Worker refuses") lists every problem type
- * the Worker has, with its status, and injector-form.js has messages only for real ones.
+ * The problem-type tables in docs/problems.md list every problem type the Worker has, with its
+ * status and title, and injector-form.js has messages only for real ones.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PROBLEM_TYPES } from '../../src/problem.ts';
 
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-const rows = new Map([...readme.matchAll(/^\| `([a-z-]+)` \| (\d{3}) \|/gm)].map((m) => [m[1]!, Number(m[2])]));
+const problems = readFileSync(new URL('../../docs/problems.md', import.meta.url), 'utf8');
+const rows = new Map([...problems.matchAll(/^\| `([a-z-]+)` \| (\d{3}) \| ([^|]+?) \|/gm)].map((m) => [m[1]!, { status: Number(m[2]), title: m[3]! }]));
 
 describe('problem types', () => {
-  it('every one is in the README’s table with its status', () => {
-    const table = Object.keys(PROBLEM_TYPES).map((slug) => [slug, rows.get(slug)]);
-    expect(table).toEqual(Object.entries(PROBLEM_TYPES).map(([slug, t]) => [slug, t.status]));
+  it('every one is in the tables of docs/problems.md with its status and title, and nothing else is', () => {
+    expect(Object.fromEntries(rows)).toEqual(Object.fromEntries(Object.entries(PROBLEM_TYPES).map(([slug, t]) => [slug, { status: t.status, title: t.title }])));
   });
 
   it('injector-form.js words only reasons the Worker can give', () => {

@@ -1,19 +1,21 @@
 /**
- * Every TOML config block in the README (the recipes) is a config the Worker accepts: parsed as
- * wrangler would, validated by the same code the Worker runs, with each named secret present, and
- * each rate-limit binding declared by the README's `[[ratelimits]]` with the route's period.
- * The demo config in wrangler.toml is checked the same way, in every environment.
+ * Every TOML config block of the docs is a config the Worker accepts: parsed as wrangler would,
+ * validated by the same code the Worker runs, with each named secret present, and each rate-limit
+ * binding declared by the abuse-protection page's `[[ratelimits]]` with the route's period. The
+ * recipes are in docs/configuration.md; the README's first deploy is one more, and the secrets it
+ * tells you to set are the ones its config names. The demo config in wrangler.toml is checked the
+ * same way, in every environment.
  */
 import { readFileSync } from 'node:fs';
 import { parse } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
 import { parseConfig, rateLimitDeclarationIssues, readCredentials, type RateLimitDeclaration } from '../../src/config.ts';
 
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-const blocks = [...readme.matchAll(/```toml\n([\s\S]*?)```/g)].map((m) => m[1]!);
-const recipes = blocks.filter((b) => /^\[vars\.(UPSTREAMS|ROUTES)\./m.test(b));
-/** The README's `[[ratelimits]]` declarations (the wrangler.toml part of a recipe). */
-const declared = blocks.flatMap((b) => ((parse(b) as { ratelimits?: RateLimitDeclaration[] }).ratelimits ?? []));
+const doc = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+const tomlBlocks = (text: string) => [...text.matchAll(/```toml\n([\s\S]*?)```/g)].map((m) => m[1]!.replace(/^ {3}/gm, ''));
+const recipes = tomlBlocks(doc('docs/configuration.md')).filter((b) => /^\[vars\.(UPSTREAMS|ROUTES)\./m.test(b));
+/** The abuse-protection page's `[[ratelimits]]` declarations (the wrangler.toml part of a recipe). */
+const declared = tomlBlocks(doc('docs/abuse-protection.md')).flatMap((b) => ((parse(b) as { ratelimits?: RateLimitDeclaration[] }).ratelimits ?? []));
 
 /** Any secret a config names, with a stand-in value. */
 function secretsFor(vars: Record<string, unknown>): Record<string, string> {
@@ -27,9 +29,11 @@ function accept(vars: Record<string, unknown>): void {
   for (const [name, u] of Object.entries(config.upstreams)) readCredentials(name, u, env);
 }
 
-describe('README recipes', () => {
-  it('has one recipe per seed API style (ABS, directory, sliding, login, AEMO IDX)', () => {
-    expect(recipes.length).toBe(5);
+describe('docs recipes', () => {
+  it('has one recipe per API style (ABS, directory JWT, IP-bound sliding, login, AEMO IDX)', () => {
+    expect(recipes.map((r) => r.split('\n')[0])).toEqual([
+      '[vars.UPSTREAMS.abs]', '[vars.UPSTREAMS.directory]', '[vars.UPSTREAMS.hosting]', '[vars.UPSTREAMS.platform]', '[vars.UPSTREAMS.idx]',
+    ]);
   });
 
   it.each(recipes.map((r) => [r.split('\n')[0], r]))('%s … is accepted', (_, block) => {
@@ -38,10 +42,22 @@ describe('README recipes', () => {
     expect(rateLimitDeclarationIssues(parseConfig(vars), declared)).toEqual([]);
   });
 
-  it('the abuse-protection section declares the binding the ABS recipe names', () => {
+  it('the abuse-protection page declares the binding the ABS recipe names', () => {
     expect(declared.map((d) => d.name)).toEqual(['FORM_LIMIT']);
     const abs = parseConfig((parse(recipes[0]!) as { vars: Record<string, unknown> }).vars);
     expect(abs.routes.code).toMatchObject({ rate_limit: { binding: 'FORM_LIMIT' }, turnstile: { secret_from: 'TURNSTILE_SECRET' }, honeypot: 'website' });
+  });
+
+  it('the README’s first deploy is accepted, names its TokenStore binding, and sets exactly the secrets it names', () => {
+    const readme = doc('README.md');
+    const block = tomlBlocks(readme).find((b) => b.startsWith('[env.production]'));
+    if (block === undefined) throw new Error('README.md has no [env.production] block');
+    const env = (parse(block) as unknown as { env: { production: { vars: Record<string, unknown>; durable_objects?: { bindings?: unknown[] } } } }).env.production;
+    expect(() => accept(env.vars)).not.toThrow();
+    expect(rateLimitDeclarationIssues(parseConfig(env.vars), [])).toEqual([]);
+    expect(env.durable_objects?.bindings).toEqual([{ name: 'TOKEN_STORE', class_name: 'TokenStore' }]);
+    const put = [...readme.matchAll(/wrangler secret put (\w+) --env production/g)].map((m) => m[1]!);
+    expect(put.sort()).toEqual(Object.keys(secretsFor(env.vars)).sort());
   });
 
   interface WranglerEnv {
@@ -49,7 +65,7 @@ describe('README recipes', () => {
     ratelimits?: RateLimitDeclaration[];
     durable_objects?: unknown;
   }
-  const wrangler = parse(readFileSync(new URL('../../wrangler.toml', import.meta.url), 'utf8')) as unknown as WranglerEnv & { env: Record<string, WranglerEnv> };
+  const wrangler = parse(doc('wrangler.toml')) as unknown as WranglerEnv & { env: Record<string, WranglerEnv> };
 
   it('the demo config in wrangler.toml is accepted, and its routes’ rate limits are declared with their periods', () => {
     expect(() => accept(wrangler.vars)).not.toThrow();
