@@ -13,7 +13,7 @@
  * `honeypot` (filled: the submission is a trap, and is read no further) and, on a Turnstile route,
  * the widget's `cf-turnstile-response` (handed to turnstile.ts).
  */
-import { PARSED_TYPES, TURNSTILE_FIELD, type RouteConfig } from '../config';
+import { PARSED_TYPES, TURNSTILE_FIELD, type RouteConfig } from '../config/schema';
 import { problem } from '../problem';
 
 type FieldType = 'string' | 'integer' | 'number' | 'boolean';

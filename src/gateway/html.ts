@@ -6,7 +6,7 @@
  * submission and with which status, and for the Worker's own refusals the machine-readable `reason`
  * (a problem slug, never free text). JSON clients never get here.
  */
-import type { RouteConfig } from '../config';
+import type { RouteConfig } from '../config/schema';
 import type { Problem } from '../problem';
 import { base64url } from '../bytes';
 import { readAtMost } from './answer';

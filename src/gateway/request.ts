@@ -7,7 +7,7 @@
  * Content-Type, and the encodings the Worker can decode. Body: body.ts. The token is added by
  * `sendApiCall` at the last moment, so a built call can be sent twice (a retry) with another token.
  */
-import { compilePattern, type RouteConfig, type UpstreamConfig } from '../config';
+import { compilePattern, type RouteConfig, type UpstreamConfig } from '../config/schema';
 import { EgressRefused, type Egress } from '../egress';
 import { FORWARDED_REQUEST_HEADERS } from '../headers';
 import { problem } from '../problem';

@@ -13,7 +13,7 @@
  *
  * Neither the token nor the secret is ever logged or put in an answer.
  */
-import { TURNSTILE_FIELD, TURNSTILE_HEADER, type RouteConfig } from '../config';
+import { TURNSTILE_FIELD, TURNSTILE_HEADER, type RouteConfig } from '../config/schema';
 import { problem, type ProblemError } from '../problem';
 import { readAtMost, sha256Hex } from '../bytes';
 import { clientAddress } from './client-address';

@@ -10,25 +10,21 @@
 import { clock } from '../clock';
 import type { TokenEvent } from '../log';
 import type { GrantResult } from './grant';
-import type { RejectionOutcome, TokenLease, TokenOutcome, TokenUnavailable } from './outcome';
+import type { RejectionOutcome, TokenOutcome, TokenUnavailable } from './outcome';
 import {
   holdToken,
   isUsable,
   judgeRejection,
-  LIFETIME_SHARE,
+  leaseOf,
   mayRequest,
-  NO_HARD_END,
   recordFailedCycle,
   recordIssued,
   recordSend,
   recordUse,
   refreshAt,
-  skewMs,
   startDistrust,
-  usableUntil,
   type CredentialState,
   type CycleFailure,
-  type HeldToken,
   type Policy,
   type RequestCause,
   type SendGate,
@@ -72,7 +68,7 @@ export class TokenEngine {
     const { state: s, policy: p } = this;
     const now = clock.now();
     const cur = s.tokens[scope];
-    if (cur !== undefined && now < refreshAt(cur, p)) return lease(cur, p);
+    if (cur !== undefined && now < refreshAt(cur, p)) return leaseOf(cur, p);
     const running = this.inflight.get(scope);
     if (cur !== undefined && isUsable(cur, p, now)) {
       // Due for a refresh but still good: refresh in the background, hand out the current token.
@@ -81,12 +77,12 @@ export class TokenEngine {
         if (!gate.ok) {
           // The current token stays in use meanwhile; isolates ask again when the gate opens.
           this.blocked(scope, gate, 'expiring', now);
-          return lease(cur, p, gate.at);
+          return leaseOf(cur, p, gate.at);
         }
         // Nobody waits for it: a failure (storage) is logged, and the next caller tries again.
         this.refresh(scope, 'expiring').catch((e: unknown) => this.io.log('token_refresh_crashed', scope, { error: e instanceof Error ? e.name : typeof e }));
       }
-      return lease(cur, p, now + BACKGROUND_RECHECK_MS);
+      return leaseOf(cur, p, now + BACKGROUND_RECHECK_MS);
     }
     if (running !== undefined) return running;
     const cause: RequestCause = cur === undefined ? 'cold' : 'expired';
@@ -198,7 +194,7 @@ export class TokenEngine {
         // The rejected token is gone only now: until its replacement was stored, it stayed in use.
         if (cause === 'rejected') io.log('token_invalidated', scope);
         io.log(cause === 'expiring' ? 'token_refreshed' : 'token_fetched', scope, { attempt, cause, lifetime_s: Math.round(held.lifetimeMs / 1000) });
-        return lease(held, p);
+        return leaseOf(held, p);
       }
       io.save();
       failure = result.failure;
@@ -223,24 +219,6 @@ export class TokenEngine {
     if (gate.reason === 'budget') this.io.log('token_budget_blocked', scope, { cause, retry_in_s });
     else this.io.log('token_cooldown_blocked', scope, { cause, reason: gate.reason, retry_in_s });
   }
-}
-
-/** What an isolate may do with a held token. `recheckAt` brings the isolate back sooner. */
-export function lease(t: HeldToken, p: Policy, recheckAt?: number): TokenLease {
-  const until = usableUntil(t, p);
-  const skew = skewMs(t.lifetimeMs);
-  const hard = t.expiresAt === NO_HARD_END ? NO_HARD_END : t.expiresAt - skew;
-  return {
-    kind: 'token',
-    token: t.token,
-    usableUntil: until,
-    refreshAt: Math.min(recheckAt ?? refreshAt(t, p), until),
-    sliding: p.sliding,
-    lifetimeMs: t.lifetimeMs,
-    skewMs: skew,
-    hardUsableUntil: hard,
-    hardRefreshAt: hard === NO_HARD_END ? NO_HARD_END : hard - Math.min(p.refreshMarginMs, t.lifetimeMs / LIFETIME_SHARE),
-  };
 }
 
 function unavailable(gate: Extract<SendGate, { ok: false }>): TokenUnavailable {

@@ -9,7 +9,8 @@
  */
 import { decodeJwt } from 'jose';
 import { base64, readAtMost } from '../bytes';
-import type { Credentials, UpstreamConfig } from '../config';
+import type { UpstreamConfig } from '../config/schema';
+import type { Credentials } from '../config/secrets';
 // Shorter tokens are refused at issue: a token that short could not be cut out of what the API echoes.
 import { MIN_TOKEN_LENGTH } from '../redact';
 import type { AnsweredLifetime, CycleFailure } from './policy';
