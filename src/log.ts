@@ -164,12 +164,12 @@ export function fieldPicker(route: RouteConfig): FieldPicker | undefined {
     if (spec === undefined) return [name];
     return (typeof spec === 'string' ? spec : spec.path).split('.');
   };
-  const plan = route.log_fields.map((name) => ({
+  const sources = route.log_fields.map((name) => ({
     name,
     from: params.has(name) ? ('param' as const) : Object.hasOwn(route.query, name) ? ('query' as const) : ('body' as const),
     path: bodyPath(name),
   }));
-  const readsBody = plan.some((p) => p.from === 'body');
+  const readsBody = sources.some((p) => p.from === 'body');
   return (from) => {
     const out: Record<string, unknown> = {};
     let body: unknown;
@@ -180,7 +180,7 @@ export function fieldPicker(route: RouteConfig): FieldPicker | undefined {
         body = undefined;
       }
     }
-    for (const p of plan) {
+    for (const p of sources) {
       const value =
         p.from === 'param' ? from.params[p.name] : p.from === 'query' ? listOrOne(from.query.getAll(p.name)) : p.path.reduce<unknown>((node, key) => (isRecord(node) && Object.hasOwn(node, key) ? node[key] : undefined), body);
       if (value !== undefined) out[p.name] = bounded(value);

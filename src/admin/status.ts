@@ -6,7 +6,7 @@
  * in parallel; one that cannot be asked is reported as such, not left out. Times are ISO 8601 and
  * seconds from now, on the same clock the token engine reads.
  */
-import { clock } from '../clock';
+import { clock, secondsUntil } from '../clock';
 import type { CredentialSetStatus } from '../token/store-api';
 import type { Upstream, Wiring } from '../upstream';
 
@@ -60,7 +60,7 @@ export interface StatusReport {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
-const secondsFrom = (now: number, ms: number) => Math.max(0, Math.round((ms - now) / 1000));
+const secondsFrom = (now: number, ms: number) => secondsUntil(ms, now);
 
 /** The report for `upstreams` (all configured ones by default, broken ones too). */
 export async function statusReport(wiring: Wiring, upstreams: string[] = [...Object.keys(wiring.config.upstreams), ...Object.keys(wiring.config.broken.upstreams)]): Promise<StatusReport> {

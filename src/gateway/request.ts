@@ -89,7 +89,7 @@ export function queryPolicy(route: RouteConfig): QueryPolicy {
 }
 
 /** What `buildApiCall` needs besides the request. */
-export interface CallPlan {
+export interface CallInputs {
   route: RouteConfig;
   upstream: UpstreamConfig;
   query: QueryPolicy;
@@ -103,16 +103,16 @@ export interface CallPlan {
 export type PreparedCall = { trapped: true } | { trapped: false; call: ApiCall; turnstileField?: string };
 
 /** The API call for `request`. Throws `ProblemError` for a query or body the route does not take. */
-export async function buildApiCall(request: Request, plan: CallPlan): Promise<PreparedCall> {
+export async function buildApiCall(request: Request, inputs: CallInputs): Promise<PreparedCall> {
   const q = request.url.indexOf('?');
-  const search = plan.query(q === -1 ? '' : request.url.slice(q).split('#')[0]!);
-  const { body, trapped, turnstileField } = await readBody(request, plan.route);
+  const search = inputs.query(q === -1 ? '' : request.url.slice(q).split('#')[0]!);
+  const { body, trapped, turnstileField } = await readBody(request, inputs.route);
   if (trapped) return { trapped };
   const headers = forwardedRequestHeaders(request.headers);
   headers.set('Accept-Encoding', ACCEPTED_ENCODINGS);
   if (body !== undefined) headers.set('Content-Type', body.contentType);
-  if (plan.html) headers.set('Accept', 'application/json');
-  const call = { method: request.method, url: apiUrl(plan.upstream, plan.target, search), headers, ...(body === undefined ? {} : { body: body.bytes }) };
+  if (inputs.html) headers.set('Accept', 'application/json');
+  const call = { method: request.method, url: apiUrl(inputs.upstream, inputs.target, search), headers, ...(body === undefined ? {} : { body: body.bytes }) };
   return { trapped, call, ...(turnstileField === undefined ? {} : { turnstileField }) };
 }
 

@@ -7,7 +7,7 @@
  * the TokenStore Durable Object (storage, egress, logs) and the Node-side contract tests (a fake
  * endpoint) run the very same code.
  */
-import { clock } from '../clock';
+import { clock, secondsUntil } from '../clock';
 import type { TokenEvent } from '../log';
 import type { GrantResult } from './grant';
 import type { RejectionOutcome, TokenOutcome, TokenUnavailable } from './outcome';
@@ -131,7 +131,7 @@ export class TokenEngine {
         const gate = mayRequest(s, p, clock.now(), 'rejected');
         this.io.save();
         if (!gate.ok) {
-          this.io.log('token_rejected_by_api', scope, { action: 'keep', because: gate.reason, retry_in_s: seconds(gate.at - now) });
+          this.io.log('token_rejected_by_api', scope, { action: 'keep', because: gate.reason, retry_in_s: secondsUntil(gate.at, now) });
           return { kind: 'kept', why: gate.reason, detail: `no replacement can be had now: ${gate.detail}`, retryAt: gate.at };
         }
         this.io.log('token_rejected_by_api', scope, { action: 'replace' });
@@ -209,13 +209,13 @@ export class TokenEngine {
     recordFailedCycle(s, p, failure, clock.now());
     io.save();
     const block = s.block!;
-    io.log('token_cooldown_started', scope, { reason: block.reason, cooldown_s: seconds(block.until - clock.now()) });
+    io.log('token_cooldown_started', scope, { reason: block.reason, cooldown_s: secondsUntil(block.until, clock.now()) });
     return { kind: 'unavailable', reason: block.reason, detail: block.detail, retryAt: block.until };
   }
 
   /** A token request for `cause` was not sent: the budget is spent, or a cool-down is on. */
   private blocked(scope: string, gate: Extract<SendGate, { ok: false }>, cause: RequestCause, now: number): void {
-    const retry_in_s = seconds(gate.at - now);
+    const retry_in_s = secondsUntil(gate.at, now);
     if (gate.reason === 'budget') this.io.log('token_budget_blocked', scope, { cause, retry_in_s });
     else this.io.log('token_cooldown_blocked', scope, { cause, reason: gate.reason, retry_in_s });
   }
@@ -234,6 +234,3 @@ function ignored(until: number): RejectionOutcome {
   };
 }
 
-function seconds(ms: number): number {
-  return Math.max(0, Math.ceil(ms / 1000));
-}

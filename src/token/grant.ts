@@ -8,6 +8,7 @@
  * size limit; redirects are never followed (a 3xx would resend the client secret to another host).
  */
 import { decodeJwt } from 'jose';
+import { secondsUntil } from '../clock';
 import { base64, readAtMost } from '../bytes';
 import type { UpstreamConfig } from '../config/schema';
 import type { Credentials } from '../config/secrets';
@@ -201,5 +202,5 @@ export function parseRetryAfter(v: string | null, now = Date.now()): number | un
   if (v === null) return undefined;
   if (/^\d+$/.test(v.trim())) return Number(v.trim());
   const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+  return Number.isNaN(at) ? undefined : secondsUntil(at, now);
 }

@@ -41,11 +41,12 @@ describe('STATUS', () => {
     expect(message).toBe('STATUS.admin_token_from: Worker secret "STATUS_TOKEN" must be 32 to 512 printable characters without spaces (make one with: openssl rand -hex 32)');
     expect(message).not.toContain(weak);
     // A wrong STATUS is STATUS's own problem: the upstream still loads.
-    expect(loadConfig({ ...vars, STATUS_TOKEN: weak }).upstreams.a).toBeDefined();
-    expect(loadIssues({ ...vars, STATUS_TOKEN: 'f'.repeat(64) })).toEqual([]);
-    expect(loadConfig({ ...vars, STATUS_TOKEN: 'f'.repeat(64) }).status?.admin_token_from).toBe('STATUS_TOKEN');
+    const withWeak = { ...vars, STATUS_TOKEN: weak };
+    expect(loadConfig(withWeak).upstreams.a).toBeDefined();
+    const withStrong = { ...vars, STATUS_TOKEN: 'f'.repeat(64) };
+    expect(loadIssues(withStrong)).toEqual([]);
+    expect(loadConfig(withStrong).status?.admin_token_from).toBe('STATUS_TOKEN');
   });
-
 });
 
 describe('a route’s log_fields', () => {
