@@ -23,6 +23,13 @@ import type { RejectionOutcome, TokenOutcome, TokenUnavailable } from './outcome
 import { emptyState, expiryOf, inWindow, isUsable, NO_HARD_END, refreshAt, usableUntil, type BlockReason, type CredentialState, type Policy } from './policy';
 import type { CredentialSetStatus, LegacyState, StoreRef, TokenStoreApi } from './store-api';
 
+/**
+ * How every token request is fetched: the answer comes still encoded and grant.ts decodes it in
+ * bounds. (On fetch()'s init, where workerd honours it; left to the runtime, a gzip answer was
+ * inflated natively, outside the Worker's limits.)
+ */
+const TOKEN_FETCH: RequestInit = { encodeResponseBody: 'manual' };
+
 export class TokenStore extends DurableObject<Env> implements TokenStoreApi {
   private engine: TokenEngine | undefined;
   private loading: Promise<TokenEngine> | undefined;
@@ -130,7 +137,7 @@ export class TokenStore extends DurableObject<Env> implements TokenStoreApi {
     return new TokenEngine(s, p, { maxAttempts: settings.max_attempts, timeoutMs: settings.token_timeout_ms }, {
       request: async (scope, timeoutMs): Promise<GrantResult> => {
         try {
-          const result = await withTimeout(timeoutMs, async (signal) => readTokenResponse(settings, await u.send(new Request(buildTokenRequest(settings, u.credentials, scope), { signal }))));
+          const result = await withTimeout(timeoutMs, async (signal) => readTokenResponse(settings, await u.send(new Request(buildTokenRequest(settings, u.credentials, scope), { signal }), TOKEN_FETCH)));
           // Details are built from statuses and codes only; redacted anyway, belt and braces.
           return result.ok ? result : { ok: false, failure: { ...result.failure, detail: redact(result.failure.detail, u.sensitive) } };
         } catch (e) {
