@@ -5,12 +5,12 @@
  * with an `event`. What may appear in a line is decided here and nowhere else: ids, names from
  * the config, statuses, durations, problem slugs — never a token, a secret, an `Authorization`
  * value or a submitted value, except the fields a route names in `log_fields` (the operator's
- * explicit choice, bounded in size). The README's "Logs" section is the table of these events.
+ * explicit choice, bounded in size). docs/operations.md, "Logs", is the table of these events.
  */
 import { pathParams, type RouteConfig } from './config/schema';
 import type { TokenSource } from './token/outcome';
 
-/** Events the TokenStore logs, per credential set and scope set (README, "Logs"). */
+/** Events the TokenStore logs, per credential set and scope set (docs/operations.md, "Logs"). */
 export type TokenEvent =
   | 'token_fetched'
   | 'token_refreshed'
@@ -58,7 +58,7 @@ export interface RequestFacts {
   fields?: Record<string, unknown>;
 }
 
-/** The fields of a request line, in the order they are written (README, "Logs"). */
+/** The fields of a request line, in the order they are written (docs/operations.md, "Logs"). */
 export interface RequestLine {
   event: 'request';
   request_id: string;

@@ -44,7 +44,7 @@ describe('bounded memory', () => {
       const out = await passBack(res, token, URL_CALLED, { ...DEFAULT_ANSWER, maxAnswerBytes: 256 * 1024 * 1024, meter });
       expect(await drain(out.body!)).toBe(200 * 1024 * 1024);
       expect(meter.decodedBytes).toBe(200 * 1024 * 1024);
-      // What the README promises: at most 64 KiB buffered, plus the piece being decoded.
+      // What docs/configuration.md promises: at most 64 KiB buffered, plus the piece being decoded.
       expect(meter.maxChunkBytes).toBeLessThanOrEqual(64 * 1024);
       expect(meter.maxHeldBytes).toBeLessThanOrEqual(64 * 1024 + meter.maxChunkBytes);
       console.info(JSON.stringify({ gzip_bomb: meter }));

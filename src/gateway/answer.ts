@@ -29,7 +29,7 @@ export const FORWARDED_RESPONSE_HEADERS = [
   'content-location',
 ] as const;
 
-/** Most decoded bytes of an answer read before the Worker answers the browser (the README promises 64 KiB). */
+/** Most decoded bytes of an answer read before the Worker answers the browser (docs/configuration.md promises 64 KiB). */
 export const BUFFERED_ANSWER_BYTES = 64 * 1024;
 
 /** Served with every API answer: a page the API sends can neither run script nor load anything. */

@@ -17,7 +17,7 @@ import { problem } from '../problem';
 import { clientKey } from './client-address';
 import type { GatewayEnv } from './context';
 
-/** The rate limit of a route, as config.ts reads it. */
+/** The rate limit of a route, as config/schema.ts reads it. */
 export type RateLimitSpec = NonNullable<RouteConfig['rate_limit']>;
 
 /** The rate-limit key of a request to route `routeName`. */

@@ -50,7 +50,7 @@ interface RouteSetup {
 /**
  * Paths in the order they must be registered: where two paths match one request (a specific
  * segment and a param in its place), the specific one first, so it answers for itself.
- * (config.ts refuses such pairs unless their methods and origins agree.)
+ * (config/load.ts refuses such pairs unless their methods and origins agree.)
  */
 function bySpecificity(a: string, b: string): number {
   const sa = a.split('/');

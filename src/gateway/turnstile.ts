@@ -65,7 +65,7 @@ type Verdict = { kind: 'answer'; answer: SiteverifyAnswer } | { kind: 'unavailab
 export function turnstileCheck(route: RouteConfig): TurnstileCheck | undefined {
   const t = route.turnstile;
   if (t === undefined) return undefined;
-  // config.ts refuses allow_any_origin without hostnames, so this list is never empty.
+  // config/schema.ts refuses allow_any_origin without hostnames, so this list is never empty.
   const hostnames = new Set(t.hostnames ?? route.allowed_origins.map((o) => new URL(o).hostname.toLowerCase()));
   return async ({ headers, field, secret, log }) => {
     const refuse = (why: string, detail: string, extra: Record<string, unknown> = {}): ProblemError => {

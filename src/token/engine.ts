@@ -36,7 +36,7 @@ export interface EngineIO {
   request(scope: string, timeoutMs: number): Promise<GrantResult>;
   /** Persist the state (called after every change; cheap, synchronous). */
   save(): void;
-  /** A structured log line (the README's event table); never a token or credential. */
+  /** A structured log line (docs/operations.md, the event table); never a token or credential. */
   log(event: TokenEvent, scope: string, fields?: Record<string, unknown>): void;
 }
 

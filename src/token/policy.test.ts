@@ -1,6 +1,6 @@
 /**
  * Unit tests of the pure token policy: every rule as a function of state and a time, with inputs
- * built inline. Expected values are the numbers the README and issue 7 promise (10 s skew, 1/20 of
+ * built inline. Expected values are the numbers docs/token-engine.md and issue 7 promise (10 s skew, 1/20 of
  * a short lifetime, 2 s budget slack, backoff 1 s … 60 s, distrust 10 min doubling to 1 h), written
  * out here rather than read from the module's constants, so a changed constant fails a test.
  */

@@ -194,7 +194,7 @@ export class TokenStore extends DurableObject<Env> implements TokenStoreApi {
     s.requests.sort((a, b) => a.sentAt - b.sentAt);
   }
 
-  /** Structured log line (the README's event table); never a token or credential. */
+  /** Structured log line (docs/operations.md, the event table); never a token or credential. */
   private log(event: TokenEvent, ref: Pick<StoreRef, 'upstream' | 'scope'>, fields: Record<string, unknown> = {}): void {
     logEvent(event, { upstream: ref.upstream, scope: ref.scope, ...fields });
   }
