@@ -90,17 +90,84 @@ export function revealsToken(text: string, token: string): boolean {
   return revealed(decodedViews(text), token);
 }
 
-/** `text` read each way a token may be spelled in it (compute once, then ask `revealed` per token). */
+/**
+ * `text` read each way a token may be spelled in it (compute once, then ask `revealed` per token).
+ * JSON-unescaped twice as well: a log line is JSON, so a spelling with escapes inside one of its
+ * string fields (`\\u0074`) is escaped once more.
+ */
 export function decodedViews(text: string): string[] {
-  const views = [text, percentDecode(text), jsonUnescape(text), percentDecode(jsonUnescape(text)), jsonUnescape(percentDecode(text))];
+  const json = jsonUnescape(text);
+  const views = [text, percentDecode(text), json, percentDecode(json), jsonUnescape(percentDecode(text)), jsonUnescape(json)];
   for (const view of [...views]) views.push(...base64Views(view));
   return views;
 }
 
 /** Whether any view carries the token's core. */
 export function revealed(views: string[], token: string): boolean {
-  const core = token.slice(2, -2);
+  const core = tokenCore(token);
   return views.some((v) => v.includes(core));
+}
+
+/** What `revealed` looks for: all but two characters at each end, which base64 may share with neighbouring bytes. */
+export function tokenCore(token: string): string {
+  return token.slice(2, -2);
+}
+
+/** Needles are filed under a hash of their first KEY characters; shorter ones are searched one by one. */
+const KEY = 8;
+const BASE = 31;
+/** BASE^(KEY-1) mod 2^32: what the character leaving the window weighs in the rolling hash. */
+const OUT_WEIGHT = Array.from({ length: KEY - 1 }).reduce<number>((w) => Math.imul(w, BASE), 1);
+/** Map keys kept in V8's small-integer range. */
+const slot = (h: number) => h & 0x3fffffff;
+
+function hashAt(s: string, at: number): number {
+  let h = 0;
+  for (let i = at; i < at + KEY; i++) h = (Math.imul(h, BASE) + s.charCodeAt(i)) | 0;
+  return h;
+}
+
+/**
+ * Many needles (every token ever issued, every secret) found in a text in one pass, whatever their
+ * number: each needle is hashed once, when added; a text is scanned once with a rolling hash, and
+ * only a position whose hash matches is compared. `foundIn(text)` is exactly the needles `n` with
+ * `text.includes(n)`.
+ */
+export class NeedleIndex {
+  readonly #bySlot = new Map<number, string[]>();
+  readonly #short: string[] = [];
+  readonly #all = new Set<string>();
+
+  /** How many distinct needles the index holds. */
+  get size(): number {
+    return this.#all.size;
+  }
+
+  add(needle: string): void {
+    if (this.#all.has(needle)) return;
+    this.#all.add(needle);
+    if (needle.length < KEY) {
+      this.#short.push(needle);
+      return;
+    }
+    const key = slot(hashAt(needle, 0));
+    const list = this.#bySlot.get(key);
+    if (list === undefined) this.#bySlot.set(key, [needle]);
+    else list.push(needle);
+  }
+
+  /** The needles that occur in `text`, added to `found`. */
+  foundIn(text: string, found: Set<string> = new Set()): Set<string> {
+    for (const n of this.#short) if (text.includes(n)) found.add(n);
+    if (this.#bySlot.size === 0 || text.length < KEY) return found;
+    let h = hashAt(text, 0);
+    for (let i = 0; ; i++) {
+      const list = this.#bySlot.get(slot(h));
+      if (list !== undefined) for (const n of list) if (text.startsWith(n, i)) found.add(n);
+      if (i + KEY >= text.length) return found;
+      h = (Math.imul(h - Math.imul(text.charCodeAt(i), OUT_WEIGHT), BASE) + text.charCodeAt(i + KEY)) | 0;
+    }
+  }
 }
 
 function percentDecode(s: string): string {
