@@ -2,13 +2,24 @@
  * @module Redaction: cut a secret out of text and byte streams in every spelling it travels in.
  *
  * An API that echoes a request (a debug endpoint, an error page quoting headers) hands the injected
- * token back, and not always as typed: JSON-escaped (`\/`, `\u002B`, mixed), percent-encoded (either
- * hex case, some characters or all), or base64-encoded inside a bigger value (at any of the three
- * byte alignments, either alphabet). A `Redactor` is built once per token: it matches the raw token
- * and each base64 run of it, where every character may itself be written raw, as `%XX` or as a JSON
- * escape, so mixed spellings are caught without listing them. It works on bytes, so the body's
- * charset is never touched, and as a stream it holds back only the bytes a match may still need.
+ * token back, and not always as typed. A `Redactor` is built once per token: it looks for the raw
+ * token and each base64 run of it (three byte alignments, either alphabet), where every character
+ * may be written in any *spelling* (see `Spelling` below): raw; percent-encoded (`%2B`, either
+ * case); a JSON or JavaScript escape (`\u002B`, `\x2B`, `\/`); an HTML character reference (`&#43;`,
+ * `&#x2b`, `&#0043;`, `&plus;`); `+` as a space (form decoding). The characters of an escape may be
+ * spelled in turn, so `%252B`, `%25252B`, `\u00252B`, `%5Cu002B` and `%26%2343%3B` are found too:
+ * an escape inside an escape, at any depth that fits `MAX_SPELLING_BYTES`. A base64 run may be
+ * broken by whitespace (MIME and PEM wrap lines), itself in any spelling; any run may be broken by
+ * NUL bytes (UTF-16 or UTF-32 text read as bytes).
+ *
+ * Matching runs the needles as one automaton over the bytes (a set of live states, each a needle
+ * position plus the escapes it is inside), so the work is linear in the text's length whatever the
+ * token: no backtracking. It works on bytes, so the body's charset is never touched, and as a
+ * stream it holds back only bytes where a match may have begun: at most `maxMatchBytes`.
  */
+import { characterEntities } from 'character-entities';
+import { characterEntitiesLegacy } from 'character-entities-legacy';
+import { base64, concatBytes } from './bytes';
 
 /**
  * Shortest token the Worker will inject: a shorter one could not be cut out of an answer without
@@ -22,22 +33,488 @@ export const MIN_REDACTED = 4;
 /** What replaces a secret. */
 export const REDACTED = '[redacted]';
 
-import { base64, concatBytes } from './bytes';
+/**
+ * Most bytes one character of a secret is looked for in, escapes within escapes and (in base64)
+ * the whitespace before it included. Every realistic stack of encoders fits (`%2526%252343%253B`,
+ * a percent-encoded, percent-encoded HTML reference, is 17); it bounds how much a stream holds back.
+ */
+export const MAX_SPELLING_BYTES = 20;
 
 const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
 const REDACTED_BYTES = ENCODER.encode(REDACTED);
+
 const PERCENT = 0x25;
 const BACKSLASH = 0x5c;
-/** A JSON escape of the byte itself: `\/`, `\"`, `\\`. */
-const SELF_ESCAPED = new Set([0x2f, 0x22, 0x5c]);
-const NO = -1;
-const MORE = -2;
+const AMPERSAND = 0x26;
+const PLUS = 0x2b;
+const SPACE = 0x20;
+const SEMICOLON = 0x3b;
+const HASH = 0x23;
+
+/** Bytes that begin an escape: `%XX`, `\…`, `&…;`. */
+const ESCAPE_START = new Uint8Array(256);
+ESCAPE_START[PERCENT] = ESCAPE_START[BACKSLASH] = ESCAPE_START[AMPERSAND] = 1;
 
 const HEX = new Int8Array(256).fill(-1);
 for (let i = 0; i < 16; i++) {
   HEX['0123456789abcdef'.charCodeAt(i)] = i;
   HEX['0123456789ABCDEF'.charCodeAt(i)] = i;
+}
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+
+/** JSON and JavaScript one-character escapes: `\/` is `/`, `\n` a line feed. */
+const SHORT_ESCAPE = new Int16Array(256).fill(-1);
+for (const [c, v] of [['/', 0x2f], ['"', 0x22], ['\\', 0x5c], ["'", 0x27], ['n', 0x0a], ['r', 0x0d], ['t', 0x09], ['f', 0x0c], ['b', 0x08]] as const) {
+  SHORT_ESCAPE[c.charCodeAt(0)] = v;
+}
+
+/** What a base64 decoder skips between characters (the forgiving-base64 whitespace of atob), and NUL. */
+const BASE64_GAP = new Uint8Array(256);
+for (const c of [0x09, 0x0a, 0x0c, 0x0d, 0x20, 0x00]) BASE64_GAP[c] = 1;
+/** Between characters of a raw value: NUL only (the high bytes of UTF-16 or UTF-32 text). */
+const RAW_GAP = new Uint8Array(256);
+RAW_GAP[0x00] = 1;
+
+/**
+ * HTML named character references that stand for an ASCII character (`&plus;`, `&sol;`, `&amp;`…),
+ * from the WHATWG list, as a trie: node 0 is the root; `next[node * 128 + c]` the child for `c`;
+ * `value[node]` the character when the name ends there (with `;`), `legacy[node]` when it may also
+ * end without one (`&amp`, `&lt`…).
+ */
+const NAMES = (() => {
+  const ascii = Object.entries(characterEntities).filter(([, v]) => v.length === 1 && v.charCodeAt(0) < 0x80);
+  const legacySet = new Set(characterEntitiesLegacy);
+  const next: number[] = [];
+  const value: number[] = [-1];
+  const legacy: boolean[] = [false];
+  for (const [name, v] of ascii) {
+    let node = 0;
+    for (const ch of name) {
+      const c = ch.charCodeAt(0);
+      let child = next[node * 128 + c];
+      if (child === undefined) {
+        child = value.length;
+        value.push(-1);
+        legacy.push(false);
+        next[node * 128 + c] = child;
+      }
+      node = child;
+    }
+    value[node] = v.charCodeAt(0);
+    if (legacySet.has(name)) legacy[node] = true;
+  }
+  return { next, value, legacy };
+})();
+
+/**
+ * An escape being read is a *frame*, coded as one integer (no allocation per byte): its kind (what
+ * has been read of it so far) in bits 0–3, `n` in bits 4–5, the value read so far (or, for a name,
+ * its trie node) in bits 6–13.
+ */
+const enum Kind {
+  /** `%`, then `n` hex digits (0 or 1). */
+  Percent,
+  /** `\`, nothing more yet. */
+  Backslash,
+  /** `\u`, then `n` hex digits (0–3). */
+  JsonU,
+  /** `\x`, then `n` hex digits (0 or 1). */
+  JsX,
+  /** `&`, nothing more yet. */
+  Amp,
+  /** `&#`. */
+  Numeric,
+  /** `&#` and decimal digits (any number: leading zeros). */
+  Decimal,
+  /** `&#x`, then hex digits (`n` = 1: at least one). */
+  HexRef,
+  /** `&` and the letters of a name (the value field is the trie node). */
+  Named,
+}
+const FRAME_CODES = 1 << 14;
+const frame = (kind: Kind, n: number, v: number) => kind | (n << 4) | (v << 6);
+const kindOf = (f: number): Kind => f & 15;
+const nOf = (f: number) => (f >> 4) & 3;
+const vOf = (f: number) => f >> 6;
+if (NAMES.value.length > 256) throw new Error('the HTML name trie no longer fits a frame');
+
+/** `advance`: the character cannot come next. */
+const NONE = -1;
+
+/**
+ * The frame after frame `f` reads character `x`: the new frame (≥ 0) if it goes on; if it is
+ * complete, `-2 - c` where `c` is the character it stands for; NONE if `x` cannot come next.
+ */
+function advance(f: number, x: number): number {
+  const v = vOf(f);
+  switch (kindOf(f)) {
+    case Kind.Percent: {
+      const h = HEX[x]!;
+      if (h < 0) return NONE;
+      return nOf(f) === 0 ? frame(Kind.Percent, 1, h) : -2 - ((v << 4) | h);
+    }
+    case Kind.Backslash: {
+      if (x === 0x75) return frame(Kind.JsonU, 0, 0); // \u
+      if (x === 0x78) return frame(Kind.JsX, 0, 0); // \x
+      const c = SHORT_ESCAPE[x]!;
+      return c >= 0 ? -2 - c : NONE;
+    }
+    case Kind.JsonU: {
+      const h = HEX[x]!;
+      const w = (v << 4) | h;
+      // JSON escapes code points: past ASCII it is no byte of the needle (UTF-8 bytes are looked for raw or %-encoded).
+      if (h < 0 || w >= 0x80) return NONE;
+      return nOf(f) === 3 ? -2 - w : frame(Kind.JsonU, nOf(f) + 1, w);
+    }
+    case Kind.JsX: {
+      const h = HEX[x]!;
+      if (h < 0) return NONE;
+      return nOf(f) === 0 ? frame(Kind.JsX, 1, h) : -2 - ((v << 4) | h);
+    }
+    case Kind.Amp: {
+      if (x === HASH) return frame(Kind.Numeric, 0, 0);
+      const child = x < 0x80 ? NAMES.next[x] : undefined;
+      return child === undefined ? NONE : frame(Kind.Named, 0, child);
+    }
+    case Kind.Numeric: {
+      if (x === 0x78 || x === 0x58) return frame(Kind.HexRef, 0, 0); // &#x, &#X
+      return isDigit(x) ? frame(Kind.Decimal, 0, x - 0x30) : NONE;
+    }
+    case Kind.Decimal: {
+      if (x === SEMICOLON) return -2 - v;
+      const w = v * 10 + (x - 0x30);
+      return isDigit(x) && w < 0x80 ? frame(Kind.Decimal, 0, w) : NONE;
+    }
+    case Kind.HexRef: {
+      if (x === SEMICOLON) return nOf(f) === 1 ? -2 - v : NONE;
+      const h = HEX[x]!;
+      const w = (v << 4) | h;
+      return h >= 0 && w < 0x80 ? frame(Kind.HexRef, 1, w) : NONE;
+    }
+    case Kind.Named: {
+      if (x === SEMICOLON) return NAMES.value[v]! >= 0 ? -2 - NAMES.value[v]! : NONE;
+      const child = x < 0x80 ? NAMES.next[v * 128 + x] : undefined;
+      return child === undefined ? NONE : frame(Kind.Named, 0, child);
+    }
+  }
+}
+
+/**
+ * The character frame `f` stands for if it may end here without a `;` (a numeric reference, whose
+ * semicolon browsers do not require, or a legacy name such as `&amp`), else NONE.
+ */
+function closesWithoutSemicolon(f: number): number {
+  const kind = kindOf(f);
+  if (kind === Kind.Decimal || (kind === Kind.HexRef && nOf(f) === 1)) return vOf(f);
+  if (kind === Kind.Named && NAMES.legacy[vOf(f)]) return NAMES.value[vOf(f)]!;
+  return NONE;
+}
+
+/** The frame an escape-start byte opens. */
+const opening = (x: number) => frame(x === PERCENT ? Kind.Percent : x === BACKSLASH ? Kind.Backslash : Kind.Amp, 0, 0);
+
+/**
+ * The escapes a state is inside, as one integer: 0 none; one frame `f`: `f + 1`; an escape inside
+ * it, `g`: `f + 1 + (g + 1) * FRAME_CODES`. No deeper: an escape inside an escape is enough for
+ * every encoder applied over another (`%5C%75%30%30%32%42`, each character of `\u002B`
+ * percent-encoded), and a third level costs more than `MAX_SPELLING_BYTES` per character.
+ */
+const EMPTY = 0;
+const depthOf = (stack: number) => (stack === EMPTY ? 0 : stack <= FRAME_CODES ? 1 : 2);
+const topOf = (stack: number) => (stack <= FRAME_CODES ? stack - 1 : Math.floor(stack / FRAME_CODES) - 1);
+const popped = (stack: number) => (stack <= FRAME_CODES ? EMPTY : stack % FRAME_CODES);
+const pushed = (stack: number, f: number) => (stack === EMPTY ? f + 1 : stack + (f + 1) * FRAME_CODES);
+
+/** A state before any character of a needle is spelled: it may still become any of them. */
+const ANY = -1;
+
+/** One way the text read so far may be spelling a needle: its position, and the escapes it is inside. */
+interface State {
+  /** Which needle, or ANY while the first character's escape is being read. */
+  readonly needle: number;
+  /** Characters of the needle spelled so far. */
+  readonly j: number;
+  /** Escapes open (see `pushed`): the outermost stands for needle[j], an inner one for a character of it. */
+  readonly stack: number;
+  /** Where in the text the match began (absolute offset). */
+  readonly start: number;
+}
+
+/** A match: `[start, end)` in absolute offsets. */
+interface Match {
+  start: number;
+  end: number;
+}
+
+/**
+ * Finds and cuts out a fixed set of secret values (see the module comment for what it matches).
+ * Build one per token (`redactorFor`): all the work that does not depend on the text is done here.
+ */
+export class Redactor {
+  /** The byte sequences looked for: each value and its base64 runs. */
+  readonly needles: readonly Uint8Array[];
+  /** Per needle: the bytes it may be broken by between characters. */
+  readonly gaps: readonly Uint8Array[];
+  /** Per needle: the most bytes a match of it may span (`MAX_SPELLING_BYTES` per character). */
+  readonly spans: readonly number[];
+  /** Bytes a match can start with: the needles' first bytes, escape starts, a space for a leading `+`. */
+  readonly starts = new Uint8Array(256);
+  /** For each character, the needles whose first character it is. */
+  readonly firsts: readonly number[][];
+  /** Most bytes a match can span (`MAX_SPELLING_BYTES` per character of the longest needle): the most a stream ever holds back. */
+  readonly maxMatchBytes: number;
+
+  constructor(values: readonly string[]) {
+    const needles = new Map<string, { bytes: Uint8Array; gap: Uint8Array }>();
+    for (const value of values) {
+      if (value.length < MIN_REDACTED) continue;
+      const utf8 = ENCODER.encode(value);
+      needles.set(value, { bytes: utf8, gap: RAW_GAP });
+      for (const run of base64Runs(utf8)) if (!needles.has(run)) needles.set(run, { bytes: ENCODER.encode(run), gap: BASE64_GAP });
+    }
+    this.needles = [...needles.values()].map((n) => n.bytes);
+    this.gaps = [...needles.values()].map((n) => n.gap);
+    this.spans = this.needles.map((n) => n.length * MAX_SPELLING_BYTES);
+    if (this.needles.length > 62 || this.needles.some((n) => n.length >= 0x100000)) throw new RangeError('too many or too long values to redact');
+    const firsts: number[][] = Array.from({ length: 256 }, () => []);
+    this.needles.forEach((n, i) => {
+      firsts[n[0]!]!.push(i);
+      if (n[0] === PLUS) firsts[SPACE]!.push(i);
+    });
+    this.firsts = firsts;
+    for (let c = 0; c < 256; c++) if (firsts[c]!.length > 0) this.starts[c] = 1;
+    if (this.needles.length > 0) for (let c = 0; c < 256; c++) if (ESCAPE_START[c]) this.starts[c] = 1;
+    this.maxMatchBytes = Math.max(0, ...this.spans);
+  }
+
+  /** Whether there is nothing to look for (every value was too short). */
+  get empty(): boolean {
+    return this.needles.length === 0;
+  }
+
+  /** `buf` with every match replaced by `[redacted]`; `buf` itself (no copy) when there is none. */
+  redactBytes(buf: Uint8Array): Uint8Array {
+    if (this.empty) return buf;
+    const cursor = this.cursor();
+    const parts = [...cursor.push(buf), ...cursor.end()];
+    return cursor.matches === 0 ? buf : concatBytes(parts);
+  }
+
+  /** `text` with every match replaced by `[redacted]`. */
+  redactText(text: string): string {
+    if (this.empty) return text;
+    const bytes = ENCODER.encode(text);
+    const out = this.redactBytes(bytes);
+    return out === bytes ? text : DECODER.decode(out);
+  }
+
+  /** Whether `text` carries any value in any spelling (headers are dropped, not edited). */
+  foundIn(text: string): boolean {
+    if (this.empty) return false;
+    const cursor = this.cursor();
+    cursor.push(ENCODER.encode(text));
+    cursor.end();
+    return cursor.matches > 0;
+  }
+
+  /** Incremental redaction of one byte stream (see `RedactingCursor`). */
+  cursor(): RedactingCursor {
+    return new RedactingCursor(this);
+  }
+
+  /** A byte stream with every match replaced (a `RedactingCursor` as a TransformStream). */
+  stream(): TransformStream<Uint8Array, Uint8Array> {
+    const cursor = this.cursor();
+    const pass = (parts: Uint8Array[], out: TransformStreamDefaultController<Uint8Array>) => {
+      for (const p of parts) out.enqueue(p);
+    };
+    return new TransformStream({
+      transform: (chunk, out) => pass(cursor.push(chunk), out),
+      flush: (out) => pass(cursor.end(), out),
+    });
+  }
+}
+
+/**
+ * The automaton over one text: the live states after each byte, and the best match found so far
+ * (leftmost, then longest). A match is *decided* once no live state could still end in a match
+ * that begins earlier or at the same place. Two ways of reaching the same state are one state,
+ * kept with the later start: it has the most of its span left, so it ends in a match whenever
+ * either would. The work per byte is bounded by the number of distinct states (needle positions
+ * times the few escapes open there), never by the number of ways to reach them.
+ */
+class Scanner {
+  private states: State[] = [];
+  private readonly next = new Map<number, State>();
+  best: Match | undefined;
+  /** State steps taken: the work done, for tests to bound (linear in the text's length). */
+  steps = 0;
+
+  constructor(private readonly r: Redactor) {}
+
+  /** Forget everything: scanning restarts after a match is cut out. */
+  reset(): void {
+    this.states = [];
+    this.best = undefined;
+  }
+
+  /** Whether nothing is in progress: no live state, no match waiting to be decided. */
+  get idle(): boolean {
+    return this.states.length === 0 && this.best === undefined;
+  }
+
+  /** Whether `best` can no longer be beaten. */
+  get decided(): boolean {
+    return this.best !== undefined && this.states.length === 0;
+  }
+
+  /** Where the earliest possible match begins (absolute), or `at` when none is in progress. */
+  earliest(at: number): number {
+    let min = this.best?.start ?? at;
+    for (const s of this.states) if (s.start < min) min = s.start;
+    return min;
+  }
+
+  /** Read byte `c` at absolute offset `at`. */
+  step(c: number, at: number): void {
+    const { r } = this;
+    const fresh = this.best === undefined && r.starts[c] === 1;
+    if (this.states.length === 0 && !fresh) return;
+    const next = this.next;
+    next.clear();
+    for (const s of this.states) {
+      this.steps++;
+      // A match spans at most `spans` bytes: past that the state is dropped (this bounds the hold-back).
+      if (at - s.start < (s.needle === ANY ? r.maxMatchBytes : r.spans[s.needle]!)) this.arrive(s, s.stack, c, at);
+    }
+    if (fresh) {
+      this.steps++;
+      this.arrive({ needle: ANY, j: 0, stack: EMPTY, start: at }, EMPTY, c, at);
+    }
+    const states: State[] = [];
+    const bestStart = this.best?.start ?? Infinity;
+    for (const s of next.values()) if (s.start <= bestStart) states.push(s);
+    this.states = states;
+  }
+
+  /**
+   * Character `x` (a byte, or what an inner escape stood for) arrives at the innermost open escape
+   * of `stack` (or at the needle when none is open): it is the next character there, or it begins
+   * an escape of its own.
+   */
+  private arrive(s: State, stack: number, x: number, at: number): void {
+    if (stack === EMPTY) {
+      if (s.needle === ANY) {
+        for (const needle of this.r.firsts[x]!) this.keep(needle, 1, EMPTY, s.start);
+      } else {
+        const needle = this.r.needles[s.needle]!;
+        const want = needle[s.j]!;
+        if (x === want || (want === PLUS && x === SPACE)) {
+          if (s.j + 1 === needle.length) this.matched(s.start, at + 1);
+          else this.keep(s.needle, s.j + 1, EMPTY, s.start);
+        } else if (s.j > 0 && this.r.gaps[s.needle]![x] === 1) {
+          this.keep(s.needle, s.j, EMPTY, s.start); // whitespace or NUL between two characters
+        }
+      }
+    } else {
+      const rest = popped(stack);
+      const after = advance(topOf(stack), x);
+      if (after >= 0) {
+        this.keep(s.needle, s.j, pushed(rest, after), s.start);
+        const early = closesWithoutSemicolon(after);
+        if (early !== NONE) this.arrive(s, rest, early, at);
+      } else if (after !== NONE) {
+        this.arrive(s, rest, -2 - after, at);
+      }
+    }
+    if (ESCAPE_START[x] === 1 && depthOf(stack) < 2) this.keep(s.needle, s.j, pushed(stack, opening(x)), s.start);
+  }
+
+  /** Add a state to the next ones; of two equal states the later-begun one stays. */
+  private keep(needle: number, j: number, stack: number, start: number): void {
+    // Unique while needles are under 2^20 bytes and fewer than 63 (the constructor checks).
+    const key = (stack * 64 + needle + 1) * 0x100000 + j;
+    const had = this.next.get(key);
+    if (had === undefined || start > had.start) this.next.set(key, { needle, j, stack, start });
+  }
+
+  private matched(start: number, end: number): void {
+    const b = this.best;
+    if (b === undefined || start < b.start || (start === b.start && end > b.end)) this.best = { start, end };
+  }
+}
+
+/**
+ * Redaction of a byte stream chunk by chunk: `push` returns what can be passed on now, holding
+ * back only bytes where a match may have begun (never more than `maxMatchBytes`), so a token
+ * split across chunks is still caught; `end` returns the rest.
+ */
+export class RedactingCursor {
+  /** Bytes not passed on yet: from absolute offset `from`. */
+  private pending: Uint8Array = new Uint8Array(0);
+  private from = 0;
+  /** Absolute offset of the next byte to scan. */
+  private scanned = 0;
+  private readonly scanner: Scanner;
+  /** Matches cut out so far. */
+  matches = 0;
+
+  constructor(private readonly redactor: Redactor) {
+    this.scanner = new Scanner(redactor);
+  }
+
+  /** Bytes held back for the next chunk. */
+  get held(): number {
+    return this.pending.length;
+  }
+
+  /** The automaton's steps so far: linear in the bytes pushed, whatever the token (tests bound it). */
+  get steps(): number {
+    return this.scanner.steps;
+  }
+
+  push(chunk: Uint8Array): Uint8Array[] {
+    this.pending = this.pending.length === 0 ? chunk : concatBytes([this.pending, chunk]);
+    return this.run(false);
+  }
+
+  end(): Uint8Array[] {
+    return this.run(true);
+  }
+
+  private run(final: boolean): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    const scanner = this.scanner;
+    const end = this.from + this.pending.length;
+    for (;;) {
+      const { pending, from } = this;
+      const starts = this.redactor.starts;
+      while (this.scanned < end && !scanner.decided) {
+        // Nothing in progress: skip to the next byte a match can start with.
+        if (scanner.idle) while (this.scanned < end && starts[pending[this.scanned - from]!] === 0) this.scanned++;
+        if (this.scanned === end) break;
+        scanner.step(pending[this.scanned - from]!, this.scanned);
+        this.scanned++;
+      }
+      const m = scanner.best;
+      if (m === undefined || !(scanner.decided || final)) break;
+      // Cut it out, then scan again from its end (the bytes read past it may hold the next one).
+      if (m.start > this.from) out.push(this.pending.subarray(0, m.start - this.from));
+      out.push(REDACTED_BYTES.slice());
+      this.matches++;
+      this.pending = this.pending.subarray(m.end - this.from);
+      this.from = m.end;
+      this.scanned = m.end;
+      scanner.reset();
+    }
+    const keep = final ? end : scanner.earliest(this.scanned);
+    if (keep > this.from) out.push(this.pending.subarray(0, keep - this.from));
+    this.pending = this.pending.slice(keep - this.from);
+    this.from = keep;
+    if (final) scanner.reset();
+    return out;
+  }
 }
 
 /**
@@ -72,195 +549,6 @@ function base64Runs(value: Uint8Array): string[] {
     runs.add(core.replace(/\+/g, '-').replace(/\//g, '_'));
   }
   return [...runs];
-}
-
-/** A match in a buffer: `[start, end)`, or `more`: a match may start at `start` and need bytes not yet seen. */
-type Found = { start: number; end: number; more?: undefined } | { start: number; more: true; end?: undefined };
-
-/**
- * Finds and cuts out a fixed set of secret values (see the module comment for what it matches).
- * Build one per token (`redactorFor`): all the work that does not depend on the text is done here.
- */
-export class Redactor {
-  /** The byte sequences looked for: each value and its base64 runs. */
-  private readonly needles: Uint8Array[];
-  /** Bytes a match can start with: the needles' first bytes, `%` and `\`. */
-  private readonly starts = new Uint8Array(256);
-  /** Longest spelling of any needle (every byte as `\u00XX`): the most a stream ever holds back. */
-  readonly maxMatchBytes: number;
-
-  constructor(values: readonly string[]) {
-    const needles = new Map<string, Uint8Array>();
-    for (const value of values) {
-      if (value.length < MIN_REDACTED) continue;
-      const utf8 = ENCODER.encode(value);
-      needles.set(value, utf8);
-      for (const run of base64Runs(utf8)) needles.set(run, ENCODER.encode(run));
-    }
-    this.needles = [...needles.values()];
-    for (const n of this.needles) this.starts[n[0]!] = 1;
-    if (this.needles.length > 0) this.starts[PERCENT] = this.starts[BACKSLASH] = 1;
-    this.maxMatchBytes = Math.max(0, ...this.needles.map((n) => n.length * 6));
-  }
-
-  /** Whether there is nothing to look for (every value was too short). */
-  get empty(): boolean {
-    return this.needles.length === 0;
-  }
-
-  /**
-   * The first match in `buf` at or after `from`. Unless `final`, a match cut short by the end of
-   * `buf` is reported as `more` (the caller keeps the bytes from there for the next chunk).
-   */
-  find(buf: Uint8Array, from: number, final: boolean): Found | undefined {
-    const { starts, needles } = this;
-    for (let i = from; i < buf.length; i++) {
-      if (starts[buf[i]!] === 0) continue;
-      let more = false;
-      for (const needle of needles) {
-        const end = matchAt(buf, i, needle, 0, final);
-        if (end >= 0) return { start: i, end };
-        if (end === MORE) more = true;
-      }
-      if (more) return { start: i, more: true };
-    }
-    return undefined;
-  }
-
-  /** `buf` with every match replaced by `[redacted]`; `buf` itself (no copy) when there is none. */
-  redactBytes(buf: Uint8Array): Uint8Array {
-    let m = this.find(buf, 0, true);
-    if (m === undefined) return buf;
-    const parts: Uint8Array[] = [];
-    let from = 0;
-    for (; m !== undefined; m = this.find(buf, from, true)) {
-      parts.push(buf.subarray(from, m.start), REDACTED_BYTES);
-      from = m.end!;
-    }
-    parts.push(buf.subarray(from));
-    return concatBytes(parts);
-  }
-
-  /** `text` with every match replaced by `[redacted]`. */
-  redactText(text: string): string {
-    if (this.empty) return text;
-    const bytes = ENCODER.encode(text);
-    const out = this.redactBytes(bytes);
-    return out === bytes ? text : DECODER.decode(out);
-  }
-
-  /** Whether `text` carries any value in any spelling (headers are dropped, not edited). */
-  foundIn(text: string): boolean {
-    return !this.empty && this.find(ENCODER.encode(text), 0, true) !== undefined;
-  }
-
-  /** Incremental redaction of one byte stream (see `RedactingCursor`). */
-  cursor(): RedactingCursor {
-    return new RedactingCursor(this);
-  }
-
-  /** A byte stream with every match replaced (a `RedactingCursor` as a TransformStream). */
-  stream(): TransformStream<Uint8Array, Uint8Array> {
-    const cursor = this.cursor();
-    const pass = (parts: Uint8Array[], out: TransformStreamDefaultController<Uint8Array>) => {
-      for (const p of parts) out.enqueue(p);
-    };
-    return new TransformStream({
-      transform: (chunk, out) => pass(cursor.push(chunk), out),
-      flush: (out) => pass(cursor.end(), out),
-    });
-  }
-}
-
-/**
- * Redaction of a byte stream chunk by chunk: `push` returns what can be passed on now, holding
- * back only bytes where a match may have begun (never more than `maxMatchBytes`), so a token
- * split across chunks is still caught; `end` returns the rest.
- */
-export class RedactingCursor {
-  private carry: Uint8Array = new Uint8Array(0);
-
-  constructor(private readonly redactor: Redactor) {}
-
-  /** Bytes held back for the next chunk. */
-  get held(): number {
-    return this.carry.length;
-  }
-
-  push(chunk: Uint8Array): Uint8Array[] {
-    return this.run(this.carry.length === 0 ? chunk : concatBytes([this.carry, chunk]), false);
-  }
-
-  end(): Uint8Array[] {
-    return this.run(this.carry, true);
-  }
-
-  private run(buf: Uint8Array, final: boolean): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    let from = 0;
-    for (let m = this.redactor.find(buf, 0, final); ; m = this.redactor.find(buf, from, final)) {
-      if (m === undefined || m.more) {
-        const keep = m === undefined ? buf.length : m.start;
-        if (keep > from) out.push(buf.slice(from, keep));
-        this.carry = buf.slice(keep);
-        return out;
-      }
-      if (m.start > from) out.push(buf.slice(from, m.start));
-      out.push(REDACTED_BYTES.slice());
-      from = m.end;
-    }
-  }
-}
-
-/**
- * Where a match of `needle` (from its byte `j` on) starting at `p` ends, or NO, or MORE (the
- * buffer ends inside a possible match). Each byte may be written raw, `%XX` (either case), as a
- * JSON `\u00XX`, or `\/`, `\"`, `\\`. A raw `%` or `\` in the needle may also be an escape's first
- * byte, so both readings are tried there (bounded: only such bytes branch).
- */
-function matchAt(buf: Uint8Array, p: number, needle: Uint8Array, j: number, final: boolean): number {
-  for (; j < needle.length; j++) {
-    if (p >= buf.length) return final ? NO : MORE;
-    const want = needle[j]!;
-    const c = buf[p]!;
-    const escape = c === PERCENT || c === BACKSLASH ? escapedByte(buf, p, want, final) : NO;
-    if (c === want) {
-      if (escape >= 0 || escape === MORE) {
-        const asEscape = escape === MORE ? MORE : matchAt(buf, escape, needle, j + 1, final);
-        if (asEscape >= 0) return asEscape;
-        const raw = matchAt(buf, p + 1, needle, j + 1, final);
-        return raw === NO ? asEscape : raw;
-      }
-      p++;
-    } else if (escape >= 0) {
-      p = escape;
-    } else {
-      return escape;
-    }
-  }
-  return p;
-}
-
-/** The end of an escape at `p` that stands for byte `want`, or NO, or MORE (cut short). */
-function escapedByte(buf: Uint8Array, p: number, want: number, final: boolean): number {
-  const short = final ? NO : MORE;
-  if (buf[p] === PERCENT) {
-    if (p + 2 >= buf.length) return short;
-    const v = (HEX[buf[p + 1]!]! << 4) | HEX[buf[p + 2]!]!;
-    return HEX[buf[p + 1]!]! >= 0 && HEX[buf[p + 2]!]! >= 0 && v === want ? p + 3 : NO;
-  }
-  if (p + 1 >= buf.length) return short;
-  const kind = buf[p + 1]!;
-  if (kind === want && SELF_ESCAPED.has(want)) return p + 2;
-  if (kind !== 0x75 || want >= 0x80) return NO; // \u, for ASCII only (JSON escapes code points, not bytes)
-  if (p + 5 >= buf.length) return short;
-  let v = 0;
-  for (let k = 2; k < 6; k++) {
-    const h = HEX[buf[p + k]!]!;
-    if (h < 0) return NO;
-    v = (v << 4) | h;
-  }
-  return v === want ? p + 6 : NO;
 }
 
 /** Redactors of recent tokens: a token is used for many requests, its redactor is built once. */
