@@ -4,18 +4,17 @@
  * An API that echoes a request (a debug endpoint, an error page quoting headers) hands the injected
  * token back, and not always as typed. A `Redactor` is built once per token: it looks for the raw
  * token and each base64 run of it (three byte alignments, either alphabet), where every character
- * may be written in any *spelling* (see `Spelling` below): raw; percent-encoded (`%2B`, either
- * case); a JSON or JavaScript escape (`\u002B`, `\x2B`, `\/`); an HTML character reference (`&#43;`,
- * `&#x2b`, `&#0043;`, `&plus;`); `+` as a space (form decoding). The characters of an escape may be
- * spelled in turn, so `%252B`, `%25252B`, `\u00252B`, `%5Cu002B` and `%26%2343%3B` are found too:
- * an escape inside an escape, at any depth that fits `MAX_SPELLING_BYTES`. A base64 run may be
- * broken by whitespace (MIME and PEM wrap lines), itself in any spelling; any run may be broken by
- * NUL bytes (UTF-16 or UTF-32 text read as bytes).
+ * may be written raw; percent-encoded (`%2B`, either case); as a JSON or JavaScript escape
+ * (`\u002B`, `\x2B`, `\/`); as an HTML character reference (`&#43;`, `&#x2b`, `&#0043;`, `&plus;`);
+ * or, for `+`, as a space (form decoding). The characters of an escape may be spelled in turn, so
+ * `%252B`, `%25252B`, `\u00252B`, `%5Cu002B` and `%26%2343%3B` are found too, and between two
+ * characters there may be whitespace or NUL (wrapped base64, a folded line, UTF-16 read as bytes).
+ * A match spans at most `MAX_SPELLING_BYTES` per character.
  *
- * Matching runs the needles as one automaton over the bytes (a set of live states, each a needle
- * position plus the escapes it is inside), so the work is linear in the text's length whatever the
- * token: no backtracking. It works on bytes, so the body's charset is never touched, and as a
- * stream it holds back only bytes where a match may have begun: at most `maxMatchBytes`.
+ * The needles run as one automaton over the bytes (a set of live states, each a needle position
+ * plus the escapes open there), so the work is linear in the text's length whatever the token: no
+ * backtracking. It works on bytes, so the body's charset is never touched, and as a stream it
+ * holds back only bytes where a match may have begun: at most `maxMatchBytes`.
  */
 import { characterEntities } from 'character-entities';
 import { characterEntitiesLegacy } from 'character-entities-legacy';
@@ -69,12 +68,13 @@ for (const [c, v] of [['/', 0x2f], ['"', 0x22], ['\\', 0x5c], ["'", 0x27], ['n',
   SHORT_ESCAPE[c.charCodeAt(0)] = v;
 }
 
-/** What a base64 decoder skips between characters (the forgiving-base64 whitespace of atob), and NUL. */
-const BASE64_GAP = new Uint8Array(256);
-for (const c of [0x09, 0x0a, 0x0c, 0x0d, 0x20, 0x00]) BASE64_GAP[c] = 1;
-/** Between characters of a raw value: NUL only (the high bytes of UTF-16 or UTF-32 text). */
-const RAW_GAP = new Uint8Array(256);
-RAW_GAP[0x00] = 1;
+/**
+ * What may come between two characters of a value: whitespace (a base64 decoder skips it, as
+ * atob does; MIME and PEM wrap lines; a long header line is folded) and NUL (the high bytes of
+ * UTF-16 or UTF-32 text). Each may be spelled, like any character (`\r\n` in JSON).
+ */
+const GAP = new Uint8Array(256);
+for (const c of [0x09, 0x0a, 0x0c, 0x0d, 0x20, 0x00]) GAP[c] = 1;
 
 /**
  * HTML named character references that stand for an ASCII character (`&plus;`, `&sol;`, `&amp;`…),
@@ -254,8 +254,6 @@ interface Match {
 export class Redactor {
   /** The byte sequences looked for: each value and its base64 runs. */
   readonly needles: readonly Uint8Array[];
-  /** Per needle: the bytes it may be broken by between characters. */
-  readonly gaps: readonly Uint8Array[];
   /** Per needle: the most bytes a match of it may span (`MAX_SPELLING_BYTES` per character). */
   readonly spans: readonly number[];
   /** Bytes a match can start with: the needles' first bytes, escape starts, a space for a leading `+`. */
@@ -266,15 +264,14 @@ export class Redactor {
   readonly maxMatchBytes: number;
 
   constructor(values: readonly string[]) {
-    const needles = new Map<string, { bytes: Uint8Array; gap: Uint8Array }>();
+    const needles = new Map<string, Uint8Array>();
     for (const value of values) {
       if (value.length < MIN_REDACTED) continue;
       const utf8 = ENCODER.encode(value);
-      needles.set(value, { bytes: utf8, gap: RAW_GAP });
-      for (const run of base64Runs(utf8)) if (!needles.has(run)) needles.set(run, { bytes: ENCODER.encode(run), gap: BASE64_GAP });
+      needles.set(value, utf8);
+      for (const run of base64Runs(utf8)) needles.set(run, ENCODER.encode(run));
     }
-    this.needles = [...needles.values()].map((n) => n.bytes);
-    this.gaps = [...needles.values()].map((n) => n.gap);
+    this.needles = [...needles.values()];
     this.spans = this.needles.map((n) => n.length * MAX_SPELLING_BYTES);
     if (this.needles.length > 62 || this.needles.some((n) => n.length >= 0x100000)) throw new RangeError('too many or too long values to redact');
     const firsts: number[][] = Array.from({ length: 256 }, () => []);
@@ -413,7 +410,7 @@ class Scanner {
         if (x === want || (want === PLUS && x === SPACE)) {
           if (s.j + 1 === needle.length) this.matched(s.start, at + 1);
           else this.keep(s.needle, s.j + 1, EMPTY, s.start);
-        } else if (s.j > 0 && this.r.gaps[s.needle]![x] === 1) {
+        } else if (s.j > 0 && GAP[x] === 1) {
           this.keep(s.needle, s.j, EMPTY, s.start); // whitespace or NUL between two characters
         }
       }
