@@ -243,8 +243,8 @@ interface State {
 
 /** A match: `[start, end)` in absolute offsets. */
 interface Match {
-  start: number;
-  end: number;
+  readonly start: number;
+  readonly end: number;
 }
 
 /**
@@ -334,49 +334,40 @@ export class Redactor {
 }
 
 /**
- * The automaton over one text: the live states after each byte, and the best match found so far
- * (leftmost, then longest). A match is *decided* once no live state could still end in a match
- * that begins earlier or at the same place. Two ways of reaching the same state are one state,
- * kept with the later start: it has the most of its span left, so it ends in a match whenever
- * either would. The work per byte is bounded by the number of distinct states (needle positions
- * times the few escapes open there), never by the number of ways to reach them.
+ * The automaton over one text: the live states after each byte. Every match is reported, also
+ * overlapping ones (the caller cuts out their union, so two echoes sharing a byte are both
+ * gone). Two ways of reaching the same state are one state, kept with the later start: it has the
+ * most of its span left, so it ends in a match whenever either would. The work per byte is bounded
+ * by the number of distinct states (needle positions times the few escapes open there), never by
+ * the number of ways to reach them.
  */
 class Scanner {
   private states: State[] = [];
   private readonly next = new Map<number, State>();
-  best: Match | undefined;
+  /** Matches completed by the last step (`[start, end)`, absolute). */
+  readonly found: Match[] = [];
   /** State steps taken: the work done, for tests to bound (linear in the text's length). */
   steps = 0;
 
   constructor(private readonly r: Redactor) {}
 
-  /** Forget everything: scanning restarts after a match is cut out. */
-  reset(): void {
-    this.states = [];
-    this.best = undefined;
-  }
-
-  /** Whether nothing is in progress: no live state, no match waiting to be decided. */
+  /** Whether no match is in progress. */
   get idle(): boolean {
-    return this.states.length === 0 && this.best === undefined;
+    return this.states.length === 0;
   }
 
-  /** Whether `best` can no longer be beaten. */
-  get decided(): boolean {
-    return this.best !== undefined && this.states.length === 0;
-  }
-
-  /** Where the earliest possible match begins (absolute), or `at` when none is in progress. */
+  /** Where the earliest match in progress began (absolute), or `at` when none is. */
   earliest(at: number): number {
-    let min = this.best?.start ?? at;
+    let min = at;
     for (const s of this.states) if (s.start < min) min = s.start;
     return min;
   }
 
-  /** Read byte `c` at absolute offset `at`. */
+  /** Read byte `c` at absolute offset `at`; matches it completes are in `found`. */
   step(c: number, at: number): void {
     const { r } = this;
-    const fresh = this.best === undefined && r.starts[c] === 1;
+    this.found.length = 0;
+    const fresh = r.starts[c] === 1;
     if (this.states.length === 0 && !fresh) return;
     const next = this.next;
     next.clear();
@@ -389,10 +380,7 @@ class Scanner {
       this.steps++;
       this.arrive({ needle: ANY, j: 0, stack: EMPTY, start: at }, EMPTY, c, at);
     }
-    const states: State[] = [];
-    const bestStart = this.best?.start ?? Infinity;
-    for (const s of next.values()) if (s.start <= bestStart) states.push(s);
-    this.states = states;
+    this.states = [...next.values()];
   }
 
   /**
@@ -408,11 +396,11 @@ class Scanner {
         const needle = this.r.needles[s.needle]!;
         const want = needle[s.j]!;
         if (x === want || (want === PLUS && x === SPACE)) {
-          if (s.j + 1 === needle.length) this.matched(s.start, at + 1);
+          if (s.j + 1 === needle.length) this.found.push({ start: s.start, end: at + 1 });
           else this.keep(s.needle, s.j + 1, EMPTY, s.start);
-        } else if (s.j > 0 && GAP[x] === 1) {
-          this.keep(s.needle, s.j, EMPTY, s.start); // whitespace or NUL between two characters
         }
+        // Whitespace or NUL between two characters (a space before a `+` may be either).
+        if (s.j > 0 && GAP[x] === 1) this.keep(s.needle, s.j, EMPTY, s.start);
       }
     } else {
       const rest = popped(stack);
@@ -435,26 +423,26 @@ class Scanner {
     const had = this.next.get(key);
     if (had === undefined || start > had.start) this.next.set(key, { needle, j, stack, start });
   }
-
-  private matched(start: number, end: number): void {
-    const b = this.best;
-    if (b === undefined || start < b.start || (start === b.start && end > b.end)) this.best = { start, end };
-  }
 }
 
 /**
  * Redaction of a byte stream chunk by chunk: `push` returns what can be passed on now, holding
  * back only bytes where a match may have begun (never more than `maxMatchBytes`), so a token
- * split across chunks is still caught; `end` returns the rest.
+ * split across chunks is still caught; `end` returns the rest. Overlapping matches are cut out as
+ * one: their union becomes one `[redacted]`.
  */
 export class RedactingCursor {
-  /** Bytes not passed on yet: from absolute offset `from`. */
+  /** Bytes neither passed on nor cut yet: from absolute offset `from`. */
   private pending: Uint8Array = new Uint8Array(0);
   private from = 0;
   /** Absolute offset of the next byte to scan. */
   private scanned = 0;
+  /** Bytes before this offset that are not passed on are cut (a `[redacted]` already stands for them). */
+  private cutTo = 0;
+  /** A union of matches found but not yet cut (another match may still overlap it on the left). */
+  private group: Match | undefined;
   private readonly scanner: Scanner;
-  /** Matches cut out so far. */
+  /** `[redacted]`s written so far. */
   matches = 0;
 
   constructor(private readonly redactor: Redactor) {
@@ -473,44 +461,72 @@ export class RedactingCursor {
 
   push(chunk: Uint8Array): Uint8Array[] {
     this.pending = this.pending.length === 0 ? chunk : concatBytes([this.pending, chunk]);
-    return this.run(false);
+    const out: Uint8Array[] = [];
+    const { scanner } = this;
+    const starts = this.redactor.starts;
+    const end = this.from + this.pending.length;
+    while (this.scanned < end) {
+      // Nothing in progress: skip to the next byte a match can start with.
+      if (scanner.idle) {
+        const base = this.from;
+        const bytes = this.pending;
+        while (this.scanned < end && starts[bytes[this.scanned - base]!] === 0) this.scanned++;
+        if (this.scanned === end) break;
+      }
+      scanner.step(this.pending[this.scanned - this.from]!, this.scanned);
+      this.scanned++;
+      for (const m of scanner.found) this.add(m, out);
+      if (this.group !== undefined && this.group.start < scanner.earliest(this.scanned)) this.cut(out);
+    }
+    this.pass(Math.min(scanner.earliest(this.scanned), this.group?.start ?? Infinity), out);
+    // Keep a copy of what is held, not a view that would keep the whole chunk alive.
+    if (this.pending.length > 0) this.pending = this.pending.slice();
+    return out;
   }
 
   end(): Uint8Array[] {
-    return this.run(true);
+    const out: Uint8Array[] = [];
+    if (this.group !== undefined) this.cut(out);
+    this.pass(this.from + this.pending.length, out);
+    return out;
   }
 
-  private run(final: boolean): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    const scanner = this.scanner;
-    const end = this.from + this.pending.length;
-    for (;;) {
-      const { pending, from } = this;
-      const starts = this.redactor.starts;
-      while (this.scanned < end && !scanner.decided) {
-        // Nothing in progress: skip to the next byte a match can start with.
-        if (scanner.idle) while (this.scanned < end && starts[pending[this.scanned - from]!] === 0) this.scanned++;
-        if (this.scanned === end) break;
-        scanner.step(pending[this.scanned - from]!, this.scanned);
-        this.scanned++;
-      }
-      const m = scanner.best;
-      if (m === undefined || !(scanner.decided || final)) break;
-      // Cut it out, then scan again from its end (the bytes read past it may hold the next one).
-      if (m.start > this.from) out.push(this.pending.subarray(0, m.start - this.from));
-      out.push(REDACTED_BYTES.slice());
-      this.matches++;
-      this.pending = this.pending.subarray(m.end - this.from);
-      this.from = m.end;
-      this.scanned = m.end;
-      scanner.reset();
+  /** A match: it extends what is cut already, or joins (or begins) the group waiting to be cut. */
+  private add(m: Match, out: Uint8Array[]): void {
+    if (m.start < this.cutTo) {
+      this.drop(Math.max(this.cutTo, m.end));
+    } else if (this.group !== undefined && m.start < this.group.end && m.end > this.group.start) {
+      this.group = { start: Math.min(this.group.start, m.start), end: Math.max(this.group.end, m.end) };
+    } else {
+      if (this.group !== undefined) this.cut(out); // a later match, apart from it: the group is complete
+      this.group = { ...m };
     }
-    const keep = final ? end : scanner.earliest(this.scanned);
-    if (keep > this.from) out.push(this.pending.subarray(0, keep - this.from));
-    this.pending = this.pending.slice(keep - this.from);
-    this.from = keep;
-    if (final) scanner.reset();
-    return out;
+  }
+
+  /** Write the group as one `[redacted]` (the bytes before it first). */
+  private cut(out: Uint8Array[]): void {
+    const g = this.group!;
+    this.group = undefined;
+    this.pass(g.start, out);
+    out.push(REDACTED_BYTES.slice());
+    this.matches++;
+    this.drop(g.end);
+  }
+
+  /** Pass on the bytes before absolute offset `to`. */
+  private pass(to: number, out: Uint8Array[]): void {
+    if (to <= this.from) return;
+    out.push(this.pending.slice(0, to - this.from));
+    this.pending = this.pending.subarray(to - this.from);
+    this.from = to;
+  }
+
+  /** Cut the bytes before absolute offset `to` (a `[redacted]` already stands for them). */
+  private drop(to: number): void {
+    this.cutTo = to;
+    if (to <= this.from) return;
+    this.pending = this.pending.subarray(to - this.from);
+    this.from = to;
   }
 }
 
