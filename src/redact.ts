@@ -229,18 +229,6 @@ const pushed = (stack: number, f: number) => (stack === EMPTY ? f + 1 : stack + 
 /** A state before any character of a needle is spelled: it may still become any of them. */
 const ANY = -1;
 
-/** One way the text read so far may be spelling a needle: its position, and the escapes it is inside. */
-interface State {
-  /** Which needle, or ANY while the first character's escape is being read. */
-  readonly needle: number;
-  /** Characters of the needle spelled so far. */
-  readonly j: number;
-  /** Escapes open (see `pushed`): the outermost stands for needle[j], an inner one for a character of it. */
-  readonly stack: number;
-  /** Where in the text the match began (absolute offset). */
-  readonly start: number;
-}
-
 /** A match: `[start, end)` in absolute offsets. */
 interface Match {
   readonly start: number;
@@ -273,7 +261,7 @@ export class Redactor {
     }
     this.needles = [...needles.values()];
     this.spans = this.needles.map((n) => n.length * MAX_SPELLING_BYTES);
-    if (this.needles.length > 62 || this.needles.some((n) => n.length >= 0x100000)) throw new RangeError('too many or too long values to redact');
+    
     const firsts: number[][] = Array.from({ length: 256 }, () => []);
     this.needles.forEach((n, i) => {
       firsts[n[0]!]!.push(i);
@@ -334,6 +322,71 @@ export class Redactor {
 }
 
 /**
+ * A set of states, stored in typed arrays (no object per state per byte: a token of backslashes
+ * keeps dozens alive at every byte), with an open-addressing index so that equal states merge.
+ */
+class StateSet {
+  needle = new Int32Array(64);
+  j = new Int32Array(64);
+  stack = new Int32Array(64);
+  start = new Float64Array(64);
+  size = 0;
+  private slots = new Int32Array(256);
+  private stamps = new Uint32Array(256);
+  private generation = 1;
+
+  clear(): void {
+    this.size = 0;
+    this.generation++;
+  }
+
+  /** Add a state; of two equal states (needle, position, escapes) the later-begun one stays. */
+  add(needle: number, j: number, stack: number, start: number): void {
+    if (2 * (this.size + 1) > this.slots.length) this.grow();
+    const mask = this.slots.length - 1;
+    let h = (Math.imul(needle + 1, 0x9e3779b1) ^ Math.imul(j, 0x85ebca6b) ^ Math.imul(stack, 0xc2b2ae35)) & mask;
+    for (; this.stamps[h] === this.generation; h = (h + 1) & mask) {
+      const i = this.slots[h]!;
+      if (this.needle[i] === needle && this.j[i] === j && this.stack[i] === stack) {
+        if (start > this.start[i]!) this.start[i] = start;
+        return;
+      }
+    }
+    const i = this.size++;
+    if (i === this.needle.length) this.growStates();
+    this.stamps[h] = this.generation;
+    this.slots[h] = i;
+    this.needle[i] = needle;
+    this.j[i] = j;
+    this.stack[i] = stack;
+    this.start[i] = start;
+  }
+
+  private growStates(): void {
+    const n = this.needle.length * 2;
+    const copy = <T extends Int32Array | Float64Array>(a: T, b: T) => (b.set(a), b);
+    this.needle = copy(this.needle, new Int32Array(n));
+    this.j = copy(this.j, new Int32Array(n));
+    this.stack = copy(this.stack, new Int32Array(n));
+    this.start = copy(this.start, new Float64Array(n));
+  }
+
+  /** Double the index and put the states back in it. */
+  private grow(): void {
+    this.slots = new Int32Array(this.slots.length * 2);
+    this.stamps = new Uint32Array(this.stamps.length * 2);
+    this.generation = 1;
+    const mask = this.slots.length - 1;
+    for (let i = 0; i < this.size; i++) {
+      let h = (Math.imul(this.needle[i]! + 1, 0x9e3779b1) ^ Math.imul(this.j[i]!, 0x85ebca6b) ^ Math.imul(this.stack[i]!, 0xc2b2ae35)) & mask;
+      while (this.stamps[h] === 1) h = (h + 1) & mask;
+      this.stamps[h] = 1;
+      this.slots[h] = i;
+    }
+  }
+}
+
+/**
  * The automaton over one text: the live states after each byte. Every match is reported, also
  * overlapping ones (the caller cuts out their union, so two echoes sharing a byte are both
  * gone). Two ways of reaching the same state are one state, kept with the later start: it has the
@@ -342,8 +395,8 @@ export class Redactor {
  * the number of ways to reach them.
  */
 class Scanner {
-  private states: State[] = [];
-  private readonly next = new Map<number, State>();
+  private live = new StateSet();
+  private next = new StateSet();
   /** Matches completed by the last step (`[start, end)`, absolute). */
   readonly found: Match[] = [];
   /** State steps taken: the work done, for tests to bound (linear in the text's length). */
@@ -353,75 +406,71 @@ class Scanner {
 
   /** Whether no match is in progress. */
   get idle(): boolean {
-    return this.states.length === 0;
+    return this.live.size === 0;
   }
 
   /** Where the earliest match in progress began (absolute), or `at` when none is. */
   earliest(at: number): number {
     let min = at;
-    for (const s of this.states) if (s.start < min) min = s.start;
+    const { start, size } = this.live;
+    for (let i = 0; i < size; i++) if (start[i]! < min) min = start[i]!;
     return min;
   }
 
   /** Read byte `c` at absolute offset `at`; matches it completes are in `found`. */
   step(c: number, at: number): void {
-    const { r } = this;
+    const { r, live } = this;
     this.found.length = 0;
     const fresh = r.starts[c] === 1;
-    if (this.states.length === 0 && !fresh) return;
-    const next = this.next;
-    next.clear();
-    for (const s of this.states) {
+    if (live.size === 0 && !fresh) return;
+    this.next.clear();
+    for (let i = 0; i < live.size; i++) {
       this.steps++;
+      const needle = live.needle[i]!;
+      const start = live.start[i]!;
       // A match spans at most `spans` bytes: past that the state is dropped (this bounds the hold-back).
-      if (at - s.start < (s.needle === ANY ? r.maxMatchBytes : r.spans[s.needle]!)) this.arrive(s, s.stack, c, at);
+      if (at - start < (needle === ANY ? r.maxMatchBytes : r.spans[needle]!)) this.arrive(needle, live.j[i]!, start, live.stack[i]!, c, at);
     }
     if (fresh) {
       this.steps++;
-      this.arrive({ needle: ANY, j: 0, stack: EMPTY, start: at }, EMPTY, c, at);
+      this.arrive(ANY, 0, at, EMPTY, c, at);
     }
-    this.states = [...next.values()];
+    this.live = this.next;
+    this.next = live;
   }
 
   /**
    * Character `x` (a byte, or what an inner escape stood for) arrives at the innermost open escape
-   * of `stack` (or at the needle when none is open): it is the next character there, or it begins
-   * an escape of its own.
+   * of `stack` (or at the needle when none is open), in the state (`needle`, `j`, begun at
+   * `start`): it is the next character there, or it begins an escape of its own.
    */
-  private arrive(s: State, stack: number, x: number, at: number): void {
+  private arrive(needle: number, j: number, start: number, stack: number, x: number, at: number): void {
+    const next = this.next;
     if (stack === EMPTY) {
-      if (s.needle === ANY) {
-        for (const needle of this.r.firsts[x]!) this.keep(needle, 1, EMPTY, s.start);
+      if (needle === ANY) {
+        for (const n of this.r.firsts[x]!) next.add(n, 1, EMPTY, start);
       } else {
-        const needle = this.r.needles[s.needle]!;
-        const want = needle[s.j]!;
+        const bytes = this.r.needles[needle]!;
+        const want = bytes[j]!;
         if (x === want || (want === PLUS && x === SPACE)) {
-          if (s.j + 1 === needle.length) this.found.push({ start: s.start, end: at + 1 });
-          else this.keep(s.needle, s.j + 1, EMPTY, s.start);
+          if (j + 1 === bytes.length) this.found.push({ start, end: at + 1 });
+          else next.add(needle, j + 1, EMPTY, start);
         }
         // Whitespace or NUL between two characters (a space before a `+` may be either).
-        if (s.j > 0 && GAP[x] === 1) this.keep(s.needle, s.j, EMPTY, s.start);
+        if (j > 0 && GAP[x] === 1) next.add(needle, j, EMPTY, start);
       }
     } else {
       const rest = popped(stack);
       const after = advance(topOf(stack), x);
       if (after >= 0) {
-        this.keep(s.needle, s.j, pushed(rest, after), s.start);
+        next.add(needle, j, pushed(rest, after), start);
         const early = closesWithoutSemicolon(after);
-        if (early !== NONE) this.arrive(s, rest, early, at);
+        if (early !== NONE) this.arrive(needle, j, start, rest, early, at);
       } else if (after !== NONE) {
-        this.arrive(s, rest, -2 - after, at);
+        this.arrive(needle, j, start, rest, -2 - after, at);
       }
     }
-    if (ESCAPE_START[x] === 1 && depthOf(stack) < 2) this.keep(s.needle, s.j, pushed(stack, opening(x)), s.start);
-  }
-
-  /** Add a state to the next ones; of two equal states the later-begun one stays. */
-  private keep(needle: number, j: number, stack: number, start: number): void {
-    // Unique while needles are under 2^20 bytes and fewer than 63 (the constructor checks).
-    const key = (stack * 64 + needle + 1) * 0x100000 + j;
-    const had = this.next.get(key);
-    if (had === undefined || start > had.start) this.next.set(key, { needle, j, stack, start });
+    if (ESCAPE_START[x] === 1 && depthOf(stack) < 2) next.add(needle, j, pushed(stack, opening(x)), start);
   }
 }
 
