@@ -5,13 +5,14 @@
  * no-store`. The body is never buffered past `BUFFERED_ANSWER_BYTES` of *decoded* bytes: an answer
  * that ends within that is read whole (so a stall there is still a 504 and the token is cut out in
  * one pass); a longer one streams, holding back only what the redactor may still need, and is cut
- * off at the route's `max_answer_bytes`. Content codings are decoded here (gzip, deflate), never
+ * off at the route's `max_answer_bytes`. Content codings are decoded (decode.ts: gzip, deflate), never
  * passed on; others are a 502. The token is cut out in every spelling (redact.ts), and a header
  * carrying it is dropped. `Location` and `Content-Location` come back only rewritten onto a public
  * route. Every answer carries a CSP sandbox, so HTML or SVG from the API never runs as a page of
  * the Worker's origin (or, per route, is refused).
  */
 import { concatBytes, readAtMost as readBytesAtMost } from '../bytes';
+import { decodedBody } from '../decode';
 import { problem, ProblemError } from '../problem';
 import { asciiIncompatible, parseMediaType } from './media-type';
 import { redactorFor, type RedactingCursor, type Redactor } from '../redact';
@@ -228,64 +229,12 @@ function streamOn(reader: ReadableStreamDefaultReader<Uint8Array>, cursor: Redac
   );
 }
 
-/** The answer's body with its content coding removed; a ProblemError for a coding the Worker cannot decode. */
+/** The answer's body with its content coding removed (decode.ts); a ProblemError for a coding the Worker cannot decode. */
 function decoded(res: Response): ReadableStream<Uint8Array> {
-  const body = res.body!;
-  const codings = (res.headers.get('Content-Encoding') ?? '')
-    .split(',')
-    .map((c) => c.trim().toLowerCase())
-    .filter((c) => c !== '' && c !== 'identity');
-  if (codings.length === 0) return body;
-  const coding = codings.length === 1 ? codings[0] : undefined;
-  if (coding === 'gzip' || coding === 'x-gzip') return body.pipeThrough(new DecompressionStream('gzip'));
-  // RFC 9110 `deflate` is zlib-wrapped; some servers send bare deflate, told apart by the header.
-  if (coding === 'deflate') return sniffDeflate(body);
-  void body.cancel();
+  const body = decodedBody(res.body!, res.headers.get('Content-Encoding'));
+  if (body !== undefined) return body;
+  void res.body!.cancel();
   throw problem('upstream-encoding-unsupported', 'the API answered with a Content-Encoding the Worker does not decode (it decodes gzip and deflate)');
-}
-
-/** Decode `deflate`: a zlib stream (RFC 1950), or bare deflate data when the first two bytes are no zlib header. */
-function sniffDeflate(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  let decoder: ReadableStream<Uint8Array> | undefined;
-  let inner: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        if (inner === undefined) {
-          // The two header bytes may come in two pieces (a trickling API): read until both are in.
-          const parts: Uint8Array[] = [];
-          let have = 0;
-          while (have < 2) {
-            const next = await reader.read();
-            if (next.done) break;
-            parts.push(next.value);
-            have += next.value.length;
-          }
-          if (have === 0) return controller.close();
-          const first = { value: concatBytes(parts) };
-          const [cmf, flg] = first.value;
-          const zlib = cmf !== undefined && flg !== undefined && (cmf & 0x0f) === 8 && ((cmf << 8) | flg) % 31 === 0;
-          const rest = new ReadableStream<Uint8Array>({
-            start: (c) => c.enqueue(first.value),
-            async pull(c) {
-              const next = await reader.read();
-              if (next.done) c.close();
-              else c.enqueue(next.value);
-            },
-            cancel: (reason) => reader.cancel(reason),
-          });
-          decoder = rest.pipeThrough(new DecompressionStream(zlib ? 'deflate' : 'deflate-raw'));
-          inner = decoder.getReader();
-        }
-        const next = await inner.read();
-        if (next.done) controller.close();
-        else controller.enqueue(next.value);
-      },
-      cancel: (reason) => (inner ?? reader).cancel(reason),
-    },
-    { highWaterMark: 0 },
-  );
 }
 
 /** A failed read while buffering: the API timeout is a 504, anything else a broken answer. */

@@ -8,14 +8,12 @@
  * `sendApiCall` at the last moment, so a built call can be sent twice (a retry) with another token.
  */
 import { compilePattern, type RouteConfig, type UpstreamConfig } from '../config';
+import { ACCEPT_ENCODING } from '../decode';
 import { EgressRefused, type Egress } from '../egress';
 import { FORWARDED_REQUEST_HEADERS } from '../headers';
 import { problem } from '../problem';
 import { fieldProblem, readBody } from './body';
 
-
-/** The content codings answer.ts decodes; the API is asked for these only (never br or zstd). */
-export const ACCEPTED_ENCODINGS = 'gzip, deflate';
 
 /** What to send to the API; the body is bytes so it can be sent twice. */
 export interface ApiCall {
@@ -109,7 +107,7 @@ export async function buildApiCall(request: Request, plan: CallPlan): Promise<Pr
   const { body, trapped, turnstileField } = await readBody(request, plan.route);
   if (trapped) return { trapped };
   const headers = forwardedRequestHeaders(request.headers);
-  headers.set('Accept-Encoding', ACCEPTED_ENCODINGS);
+  headers.set('Accept-Encoding', ACCEPT_ENCODING);
   if (body !== undefined) headers.set('Content-Type', body.contentType);
   if (plan.html) headers.set('Accept', 'application/json');
   const call = { method: request.method, url: apiUrl(plan.upstream, plan.target, search), headers, ...(body === undefined ? {} : { body: body.bytes }) };

@@ -16,6 +16,7 @@
 import { TURNSTILE_FIELD, TURNSTILE_HEADER, type RouteConfig } from '../config';
 import { problem, type ProblemError } from '../problem';
 import { readAtMost, sha256Hex } from '../bytes';
+import { ACCEPT_ENCODING, CodingError, decodedBody } from '../decode';
 import { clientAddress } from './client-address';
 
 export const SITEVERIFY_URL = 'https://challenges.cloudflare.com/turnstile/v0/siteverify';
@@ -126,22 +127,30 @@ async function siteverify(secret: string, token: string, remoteip: string | unde
     try {
       const res = await fetch(SITEVERIFY_URL, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Accept-Encoding': ACCEPT_ENCODING },
         body,
         redirect: 'manual',
         signal: AbortSignal.timeout(left),
+        // Decoded here, in bounds (decode.ts), not by the runtime.
+        encodeResponseBody: 'manual',
       });
       if (res.status >= 500 || res.status === 429) {
         await res.body?.cancel();
         cause = `status ${res.status}`;
         continue;
       }
-      const bytes = await readAtMost(res.body, MAX_ANSWER_BYTES);
+      const answerBody = res.body === null ? null : decodedBody(res.body, res.headers.get('Content-Encoding'));
+      if (answerBody === undefined) {
+        await res.body?.cancel();
+        return { kind: 'unavailable', cause: 'answer not understood' };
+      }
+      const bytes = await readAtMost(answerBody, MAX_ANSWER_BYTES);
       if (res.status !== 200) return { kind: 'unavailable', cause: `status ${res.status}` };
       const answer = bytes === undefined ? undefined : readAnswer(bytes);
       return answer === undefined ? { kind: 'unavailable', cause: 'answer not understood' } : { kind: 'answer', answer };
     } catch (e) {
       if (e instanceof Error && e.name === 'TimeoutError') return { kind: 'unavailable', cause: 'timeout' };
+      if (e instanceof CodingError) return { kind: 'unavailable', cause: 'answer not understood' };
       cause = 'unreachable';
     }
   }

@@ -4,11 +4,13 @@
  *
  * Pure functions, no state: when to ask and how often is the policy's and the TokenStore's job.
  * Names follow RFC 6749 (`client_secret_basic`, `client_secret_post`). An answer that is not what
- * the spec says is an error naming the field, never a silent default; bodies are read through a
- * size limit; redirects are never followed (a 3xx would resend the client secret to another host).
+ * the spec says is an error naming the field, never a silent default; bodies are decoded and read
+ * through a size limit, in bounded memory; redirects are never followed (a 3xx would resend the
+ * client secret to another host).
  */
 import { decodeJwt } from 'jose';
 import { base64, readAtMost } from '../bytes';
+import { ACCEPT_ENCODING, CodingError, decodedBody } from '../decode';
 import type { Credentials, UpstreamConfig } from '../config';
 // Shorter tokens are refused at issue: a token that short could not be cut out of what the API echoes.
 import { MIN_TOKEN_LENGTH } from '../redact';
@@ -43,7 +45,8 @@ export function buildTokenRequest(u: UpstreamConfig, creds: Credentials, scope: 
   if (scope !== '') params.set('scope', scope);
   for (const [k, v] of Object.entries(u.extra_params)) params.set(k, v);
 
-  const headers = new Headers({ Accept: u.token_response === 'json' ? 'application/json' : '*/*' });
+  // Asked for explicitly: the answer is fetched undecoded and decoded in bounds (decode.ts).
+  const headers = new Headers({ Accept: u.token_response === 'json' ? 'application/json' : '*/*', 'Accept-Encoding': ACCEPT_ENCODING });
   if (u.client_auth === 'client_secret_basic') {
     headers.set('Authorization', basicCredentials(creds.clientId ?? '', creds.clientSecret ?? ''));
   } else if (u.client_auth === 'client_secret_post') {
@@ -82,7 +85,8 @@ export async function readTokenResponse(u: UpstreamConfig, res: Response, now = 
     return fail('misconfigured', `token endpoint answered ${s} (a redirect, not followed): set token_url to the endpoint itself`);
   }
   if (!res.ok) {
-    const code = oauthErrorCode(await textAtMost(res, MAX_ERROR_BYTES));
+    const read = await textAtMost(res, MAX_ERROR_BYTES);
+    const code = oauthErrorCode('text' in read ? read.text : undefined);
     const detail = `token endpoint answered ${s}${code === undefined ? '' : ` (${code})`}`;
     if (u.token_throttled_statuses.includes(s)) {
       const retryAfter = parseRetryAfter(res.headers.get('Retry-After'), now);
@@ -93,8 +97,14 @@ export async function readTokenResponse(u: UpstreamConfig, res: Response, now = 
     return fail('refused', detail);
   }
 
-  const text = await textAtMost(res, MAX_TOKEN_ANSWER_BYTES);
-  if (text === undefined) return fail('invalid_answer', `token endpoint answered ${s} with a body over ${MAX_TOKEN_ANSWER_BYTES} bytes`);
+  const read = await textAtMost(res, MAX_TOKEN_ANSWER_BYTES);
+  if (!('text' in read)) {
+    if (read.failed === 'too-large') return fail('invalid_answer', `token endpoint answered ${s} with a body over ${MAX_TOKEN_ANSWER_BYTES} bytes (decoded)`);
+    if (read.failed === 'unsupported') return fail('invalid_answer', `token endpoint answered ${s} with a Content-Encoding the Worker does not decode (it decodes gzip and deflate)`);
+    // Cut off or corrupted on the way (a proxy, a reset): worth another try.
+    return fail('transient', `token endpoint answered ${s} with a body not in its stated Content-Encoding`);
+  }
+  const text = read.text;
 
   if (u.token_response === 'text') {
     const token = text.trim();
@@ -155,13 +165,26 @@ function positiveSeconds(v: unknown): number | undefined {
   return Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
+/** A body's text, or why there is none to read. */
+type BodyText = { text: string } | { failed: 'too-large' | 'unsupported' | 'broken' };
+
 /**
- * The body's text, at most `max` bytes of it (undefined when there is more). The rest is never
- * read: a hostile endpoint cannot make us buffer an unbounded answer.
+ * The body's text, decoded (gzip, deflate: decode.ts), at most `max` bytes of it. The rest is never
+ * read, nor inflated: a hostile endpoint cannot make us buffer an unbounded answer.
  */
-async function textAtMost(res: Response, max: number): Promise<string | undefined> {
-  const bytes = await readAtMost(res.body, max);
-  return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+async function textAtMost(res: Response, max: number): Promise<BodyText> {
+  const body = res.body === null ? null : decodedBody(res.body, res.headers.get('Content-Encoding'));
+  if (body === undefined) {
+    await res.body?.cancel();
+    return { failed: 'unsupported' };
+  }
+  try {
+    const bytes = await readAtMost(body, max);
+    return bytes === undefined ? { failed: 'too-large' } : { text: new TextDecoder().decode(bytes) };
+  } catch (e) {
+    if (e instanceof CodingError) return { failed: 'broken' };
+    throw e;
+  }
 }
 
 /** RFC 6749 §5.2 `error` of an error answer, when it has the registered shape. */

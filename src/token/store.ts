@@ -35,6 +35,13 @@ import {
 
 export type { Env } from '../env';
 
+/**
+ * How every token request is fetched: the answer comes still encoded and grant.ts decodes it in
+ * bounds. (On fetch()'s init, where workerd honours it; left to the runtime, a gzip answer was
+ * inflated natively, outside the Worker's limits.)
+ */
+const TOKEN_FETCH: RequestInit = { encodeResponseBody: 'manual' };
+
 /** The state the first version stored under `state` in each per-scope object. */
 interface LegacyState {
   current?: { token: string; issuedAt: number; lifetimeMs: number; lastUsedAt: number };
@@ -171,7 +178,7 @@ export class TokenStore extends DurableObject<Env> {
     return new TokenEngine(s, p, { maxAttempts: u.max_attempts, timeoutMs: u.token_timeout_ms }, {
       request: async (scope, timeoutMs): Promise<GrantResult> => {
         try {
-          const result = await withTimeout(timeoutMs, async (signal) => readTokenResponse(u, await send(new Request(buildTokenRequest(u, creds, scope), { signal }))));
+          const result = await withTimeout(timeoutMs, async (signal) => readTokenResponse(u, await send(new Request(buildTokenRequest(u, creds, scope), { signal }), TOKEN_FETCH)));
           // Details are built from statuses and codes only; redacted anyway, belt and braces.
           return result.ok ? result : { ok: false, failure: { ...result.failure, detail: redact(result.failure.detail, sensitive) } };
         } catch (e) {

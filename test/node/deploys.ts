@@ -4,16 +4,30 @@
  * Object storage, so a test sees what a real redeploy would keep or change.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Miniflare, convertV4MiniflareOptions, type Json, type Request as MfRequest, type Response as MfResponse } from 'miniflare';
+import { Miniflare, convertV4MiniflareOptions, type Json, type Request as MfRequest, type RequestInit as MfRequestInit, type Response as MfResponse } from 'miniflare';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const COMPATIBILITY_DATE = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(join(ROOT, 'wrangler.toml'), 'utf8'))![1]!;
 
+/** One deploy left running, for tests that send it several requests and watch its process. */
+export interface Running {
+  /** `https://injector.example<path>` with `init`, answered by the Worker. */
+  dispatch(path: string, init?: MfRequestInit): Promise<MfResponse>;
+  /** The workerd process serving this deploy (Linux: found by the socket it listens on). */
+  pid: number;
+  dispose(): Promise<void>;
+}
+
 export interface Deploys {
+  /**
+   * Start the Worker with `bindings`; without `outbound` its requests go out on real sockets. Stop
+   * it with `dispose()`.
+   */
+  start(bindings: Record<string, Json>, outbound?: (request: MfRequest) => Promise<MfResponse>): Promise<Running>;
   /**
    * One deploy: start the Worker with `bindings` (vars and secrets), every outbound request answered
    * by `outbound`; send `POST https://injector.example<path>` from `origin` with `{}`; stop.
@@ -37,8 +51,8 @@ export function prepareDeploys(prefix: string): Deploys {
     encoding: 'utf8',
   });
   if (r.status !== 0) throw new Error(`wrangler build failed: ${r.stdout}${r.stderr}`);
-  const deployAndAnswer: Deploys['deployAndAnswer'] = async (bindings, outbound, origin, path = '/code') => {
-    const mf = new Miniflare(
+  const miniflare = (bindings: Record<string, Json>, outbound: ((request: MfRequest) => Promise<MfResponse>) | undefined) =>
+    new Miniflare(
       convertV4MiniflareOptions({
         compatibilityDate: COMPATIBILITY_DATE,
         scriptPath: join(bundle, 'index.js'),
@@ -50,6 +64,18 @@ export function prepareDeploys(prefix: string): Deploys {
         resourcePersistencePath: storage,
       }),
     );
+  const start: Deploys['start'] = async (bindings, outbound) => {
+    const mf = miniflare(bindings, outbound);
+    try {
+      const pid = listenerPid(Number((await mf.ready).port));
+      return { pid, dispatch: (path, init) => mf.dispatchFetch(`https://injector.example${path}`, init), dispose: () => mf.dispose() };
+    } catch (e) {
+      await mf.dispose();
+      throw e;
+    }
+  };
+  const deployAndAnswer: Deploys['deployAndAnswer'] = async (bindings, outbound, origin, path = '/code') => {
+    const mf = miniflare(bindings, outbound);
     try {
       const res = await mf.dispatchFetch(`https://injector.example${path}`, { method: 'POST', headers: { Origin: origin, 'Content-Type': 'application/json' }, body: '{}' });
       return { status: res.status, text: await res.text() };
@@ -58,8 +84,35 @@ export function prepareDeploys(prefix: string): Deploys {
     }
   };
   return {
+    start,
     deployAndAnswer,
     deployAndCall: async (bindings, outbound, origin, path) => (await deployAndAnswer(bindings, outbound, origin, path)).status,
     dispose: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * The child process of this one listening on TCP `port` on 127.0.0.1: its socket's inode from
+ * /proc/net/tcp, then the child holding that inode. (Other test files may run their own workerd
+ * next to ours; the port tells them apart.)
+ */
+function listenerPid(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // local_address is f[1] (ADDR:PORT), st is f[3] (0A: LISTEN), inode is f[9].
+      if (f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A') inodes.add(`socket:[${f[9]}]`);
+    }
+  }
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]) !== process.pid) continue;
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) if (inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return Number(pid);
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  throw new Error(`no child process of ${process.pid} listens on port ${port}`);
 }

@@ -1,8 +1,8 @@
 /**
- * Over real sockets (no Miniflare outboundService, which never encodes): an API answering gzip
- * reaches the browser decoded once. workerd honours `encodeResponseBody: 'manual'` only on
+ * Over real sockets (no Miniflare outboundService, which never encodes): an API (and a token
+ * endpoint) answering gzip is decoded once. workerd honours `encodeResponseBody: 'manual'` only on
  * `fetch()`'s init, not on the Request; set on the Request, the answer was decoded by the runtime
- * and again by answer.ts, a 502 for every compressed answer.
+ * and again by answer.ts (or grant.ts), a 502 (a 503) for every compressed answer.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,7 +22,8 @@ beforeAll(async () => {
     seen.push(`${req.method} ${req.url} accept-encoding=${req.headers['accept-encoding'] ?? ''}`);
     req.resume();
     if (req.url === '/oauth2/token') {
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ access_token: 'tok_real_socket_0123456789', expires_in: 3600 }));
+      // gzip too: the token answer is fetched undecoded and decoded by the Worker (grant.ts), once.
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }).end(gzipSync(JSON.stringify({ access_token: 'tok_real_socket_0123456789', expires_in: 3600 })));
       return;
     }
     res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }).end(gzipSync(JSON.stringify({ codes: ['2254'], seen: req.headers.authorization === 'Bearer tok_real_socket_0123456789' })));
@@ -36,7 +37,7 @@ afterAll(async () => {
   await new Promise((r) => server?.close(r));
 });
 
-it('a gzip answer from the API arrives decoded, once', async () => {
+it('a gzip answer from the API (and from the token endpoint) arrives decoded, once', async () => {
   const vars = {
     UPSTREAMS: { coder: { api_origin: `http://127.0.0.1:${port}`, token_url: `http://127.0.0.1:${port}/oauth2/token`, client_id: 'c', client_secret_from: 'CODER_SECRET' } },
     ROUTES: { code: { path: '/code', methods: ['POST'], upstream: 'coder', target: '/v1/code', allowed_origins: [PAGE] } },
@@ -46,4 +47,5 @@ it('a gzip answer from the API arrives decoded, once', async () => {
   expect(status, text).toBe(200);
   expect(JSON.parse(text)).toEqual({ codes: ['2254'], seen: true });
   expect(seen.some((s) => s.startsWith('POST /v1/code') && s.includes('gzip'))).toBe(true);
+  expect(seen).toContain('POST /oauth2/token accept-encoding=gzip, deflate');
 });

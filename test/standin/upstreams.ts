@@ -348,6 +348,8 @@ export interface SiteverifyBehaviour {
   failFirst?: number;
   /** Answer after this many ms. */
   delayMs?: number;
+  /** Content-Encoding of the answer (gzip, deflate, br: encoded on the way, see wireBody). */
+  encoding?: string;
 }
 
 /** One siteverify request, as the stand-in received it (the form fields). */
@@ -395,14 +397,18 @@ async function siteverify(request: Request, url: URL): Promise<Response> {
   const by = consumed.get(response);
   if (by !== undefined && by !== key) return refuse(['timeout-or-duplicate']);
   consumed.set(response, key ?? '');
-  return json({
-    success: true,
-    challenge_ts: new Date().toISOString(),
-    hostname: b.hostname ?? 'forms.example.org',
-    'error-codes': [],
-    ...(b.action === undefined ? {} : { action: b.action }),
-    cdata: '',
-  });
+  return json(
+    {
+      success: true,
+      challenge_ts: new Date().toISOString(),
+      hostname: b.hostname ?? 'forms.example.org',
+      'error-codes': [],
+      ...(b.action === undefined ? {} : { action: b.action }),
+      cdata: '',
+    },
+    200,
+    b.encoding === undefined ? {} : { 'Content-Encoding': b.encoding },
+  );
 }
 
 // ---- Gateway answer shapes (issue 9): what a real or hostile API may send back ------------------

@@ -220,6 +220,17 @@ describe('Turnstile: siteverify out of order (fail closed)', () => {
     expect(capturedLines.some((l) => l.includes('"cause":"timeout"'))).toBe(true);
   });
 
+  it('a gzip or deflate answer is decoded by the Worker (fetched undecoded, read in bounds); a br one is not understood', async () => {
+    for (const encoding of ['gzip', 'deflate']) {
+      const token = await turnstileToken({ encoding });
+      expect((await post('/abusets/plain', {}, { headers: { [HEADER]: token } })).status, encoding).toBe(200);
+    }
+    // Not among the codings the Worker asks for (Accept-Encoding: gzip, deflate): fail closed.
+    const token = await turnstileToken({ encoding: 'br' });
+    expectProblem(await post('/abusets/plain', {}, { headers: { [HEADER]: token } }), 503, undefined, 'turnstile-unavailable');
+    expect(capturedLines.some((l) => l.includes('"event":"turnstile_unavailable"') && l.includes('"cause":"answer not understood"'))).toBe(true);
+  });
+
   it('one 5xx is retried with the same idempotency key', async () => {
     const token = await turnstileToken({ failFirst: 1 });
     expect((await post('/abusets/plain', {}, { headers: { [HEADER]: token } })).status).toBe(200);
