@@ -71,9 +71,12 @@ export async function readBody(request: Request, route: RouteConfig): Promise<Su
 
   // Strictly one media type: `text/csv;, application/json` is CSV to a first-type reader and
   // JSON to the API's (the last), so a list or a malformed type is refused, never half-read.
-  const parsed = parseMediaType(contentType ?? '');
+  const given = (contentType ?? '').trim() !== '';
+  const parsed = given ? parseMediaType(contentType!) : undefined;
   if (parsed === undefined) {
-    throw problem('unsupported-content-type', `send exactly one media type: ${acceptedTypes(route).join(', ')}`, { headers: { 'Accept-Post': acceptedTypes(route).join(', ') } });
+    throw problem('unsupported-content-type', `send ${acceptedTypes(route).join(', ')}${given ? ' (got a list or a malformed type: send exactly one)' : ''}`, {
+      headers: { 'Accept-Post': acceptedTypes(route).join(', ') },
+    });
   }
   const type = parsed.essence;
   if (isJsonType(type)) return readJson(bytes, contentType!, route);
