@@ -33,9 +33,10 @@ export const MIN_REDACTED = 4;
 export const REDACTED = '[redacted]';
 
 /**
- * Most bytes one character of a secret is looked for in, escapes within escapes and (in base64)
- * the whitespace before it included. Every realistic stack of encoders fits (`%2526%252343%253B`,
- * a percent-encoded, percent-encoded HTML reference, is 17); it bounds how much a stream holds back.
+ * Most bytes a match may span per character of what it spells (escapes within escapes and
+ * whitespace between characters included). Every realistic stack of encoders fits
+ * (`%2526%252343%253B`, a percent-encoded, percent-encoded HTML reference, is 17 bytes for one
+ * character); it bounds how much a stream holds back, and how long a state lives.
  */
 export const MAX_SPELLING_BYTES = 20;
 
@@ -261,7 +262,6 @@ export class Redactor {
     }
     this.needles = [...needles.values()];
     this.spans = this.needles.map((n) => n.length * MAX_SPELLING_BYTES);
-    
     const firsts: number[][] = Array.from({ length: 256 }, () => []);
     this.needles.forEach((n, i) => {
       firsts[n[0]!]!.push(i);
