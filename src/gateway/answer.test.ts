@@ -164,6 +164,10 @@ describe('issue 13: what a browser reads its own way', () => {
         expect(res.headers.get(name), `${name}: ${q}`).toBeNull();
       }
     }
+    // Checked as sent too: a rewrite that would leave the token out does not make its Location safe to pass.
+    const stripping: AnswerOptions = { ...DEFAULT_ANSWER, rewriteLocation: () => 'https://w.example/s' };
+    const sent = await passBack(new Response(null, { status: 201, headers: { Location: `/v1/search?q=${PLUS_TOKEN}` } }), PLUS_TOKEN, URL_CALLED, stripping);
+    expect(sent.headers.get('Location')).toBeNull();
     // Without the token the same Location is rewritten as before.
     const ok = await passBack(new Response(null, { status: 201, headers: { Location: '/v1/search?q=a+b' } }), PLUS_TOKEN, URL_CALLED, rewriting);
     expect(ok.headers.get('Location')).toBe('https://w.example/s?q=a%20b');
