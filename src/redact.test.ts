@@ -92,6 +92,15 @@ describe('Redactor: each spelling', () => {
   });
 });
 
+describe('Redactor: overlapping echoes', () => {
+  it('two echoes sharing a byte are both cut (the longest reading of one may take the other’s first byte)', () => {
+    const t = '\\u00\\u00\\u00\\u00\\'; // ends in a backslash, which with the one after it reads as one (a JSON escape)
+    const out = new Redactor([t]).redactText(`${t}\\${t}`);
+    expect(out).toBe('[redacted]');
+    expect(new Redactor(['_-+=_-+=_-+=_-+=']).redactText('_-+=_-+=_-+=_-+=_-+=_')).toBe('[redacted]_');
+  });
+});
+
 describe('Redactor: streams', () => {
   it('a token split across chunks at every position is caught', async () => {
     const r = new Redactor([TOKEN]);
