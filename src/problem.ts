@@ -40,6 +40,7 @@ export const PROBLEM_TYPES = {
   'upstream-unreachable': { status: 502, title: 'Upstream unreachable' },
   'upstream-answer-too-large': { status: 502, title: 'Upstream answer too large' },
   'upstream-encoding-unsupported': { status: 502, title: 'Upstream answer encoding not supported' },
+  'upstream-content-type-invalid': { status: 502, title: 'Upstream answer Content-Type invalid' },
   'upstream-answer-broken': { status: 502, title: 'Upstream answer broken' },
   'active-content-refused': { status: 502, title: 'Upstream answered active content' },
   'egress-refused': { status: 502, title: 'Egress refused the request' },

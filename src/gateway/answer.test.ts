@@ -4,8 +4,10 @@
  * gets and that the Worker's memory stays bounded whatever the answer's size.
  */
 import { describe, expect, it } from 'vitest';
+import { routeSchema } from '../config';
 import { ProblemError } from '../problem';
-import { BUFFERED_ANSWER_BYTES, DEFAULT_ANSWER, passBack, readAtMost, type AnswerMeter } from './answer';
+import { BUFFERED_ANSWER_BYTES, DEFAULT_ANSWER, passBack, readAtMost, type AnswerMeter, type AnswerOptions } from './answer';
+import { queryPolicy } from './request';
 
 const URL_CALLED = new URL('https://api.example/v1/items');
 const TOKEN = 'unit-test-token-Q9w8e7r6t5';
@@ -146,5 +148,53 @@ describe('headers', () => {
     });
     expect(seen).toEqual(['https://api.example/v1/items/7?x=1']);
     expect(out.headers.get('Location')).toBe('https://w.example/items/7');
+  });
+});
+
+describe('issue 13: what a browser reads its own way', () => {
+  const PLUS_TOKEN = 'unit+test/token+Q9w8e7r6t5';
+  // The real query rewrite of a route taking `q`: it reads `+` as a space and writes `%20`.
+  const search = queryPolicy(routeSchema.parse({ path: '/s', upstream: 'u', target: '/v1/search', query: { q: { max_length: 100 } } }));
+  const rewriting: AnswerOptions = { ...DEFAULT_ANSWER, rewriteLocation: (u) => `https://w.example/s${search(u.search)}` };
+
+  it('a token with + echoed raw in a Location or Content-Location query is dropped, not rewritten to %20 and passed', async () => {
+    for (const name of ['Location', 'Content-Location']) {
+      for (const q of [PLUS_TOKEN, encodeURIComponent(PLUS_TOKEN), PLUS_TOKEN.replace(/\+/g, '%2B')]) {
+        const res = await passBack(new Response(null, { status: 201, headers: { [name]: `/v1/search?q=${q}` } }), PLUS_TOKEN, URL_CALLED, rewriting);
+        expect(res.headers.get(name), `${name}: ${q}`).toBeNull();
+      }
+    }
+    // Checked as sent too: a rewrite that would leave the token out does not make its Location safe to pass.
+    const stripping: AnswerOptions = { ...DEFAULT_ANSWER, rewriteLocation: () => 'https://w.example/s' };
+    const sent = await passBack(new Response(null, { status: 201, headers: { Location: `/v1/search?q=${PLUS_TOKEN}` } }), PLUS_TOKEN, URL_CALLED, stripping);
+    expect(sent.headers.get('Location')).toBeNull();
+    // Without the token the same Location is rewritten as before.
+    const ok = await passBack(new Response(null, { status: 201, headers: { Location: '/v1/search?q=a+b' } }), PLUS_TOKEN, URL_CALLED, rewriting);
+    expect(ok.headers.get('Location')).toBe('https://w.example/s?q=a%20b');
+  });
+
+  it('a Content-Type that is a list or malformed is a 502 on every route (Chromium renders `application/json, text/html` as HTML)', async () => {
+    for (const type of ['application/json, text/html', 'text/plain;, text/html', 'text/csv;, application/json', 'text/plain; charset=utf-8; charset=utf-16le', 'text/html extra', 'application/json;charset="utf-8', 'text /html']) {
+      for (const activeContent of ['sandbox', 'refuse'] as const) {
+        const p = await refusal(passBack(new Response('{}', { headers: { 'Content-Type': type } }), TOKEN, URL_CALLED, { ...DEFAULT_ANSWER, activeContent }));
+        expect(p, `${type} (${activeContent})`).toMatchObject({ reason: 'upstream-content-type-invalid', status: 502 });
+        expect(p.detail).not.toContain('html');
+      }
+    }
+    for (const type of ['application/json', 'application/json;charset=UTF-8', 'text/plain; charset="utf-8";', 'application/problem+json; charset=utf-8', 'text/csv;;header=present']) {
+      const res = await passBack(new Response('{}', { headers: { 'Content-Type': type } }), TOKEN, URL_CALLED, { ...DEFAULT_ANSWER, activeContent: 'refuse' });
+      expect(res.status, type).toBe(200);
+    }
+  });
+
+  it('every WHATWG label of UTF-16, ISO-2022-JP and replacement, and UTF-32 labels, is refused, in any case and with whitespace', async () => {
+    for (const label of ['unicode', 'UCS-2', 'csunicode', 'iso-10646-ucs-2', 'unicodeFEFF', 'unicodefffe', 'utf-16', 'UTF-16BE', 'utf-16le', '" utf-16\t"', '"unicode"', 'iso-2022-jp', 'csISO2022JP', 'hz-gb-2312', 'iso-2022-kr', 'replacement', 'utf-32', 'UTF-32LE']) {
+      const p = await refusal(passBack(new Response('{}', { headers: { 'Content-Type': `text/plain; charset=${label}` } }), TOKEN, URL_CALLED, DEFAULT_ANSWER));
+      expect(p, label).toMatchObject({ reason: 'upstream-encoding-unsupported', status: 502 });
+    }
+    for (const label of ['utf-8', 'windows-1252', 'shift_jis', 'iso-8859-1', 'x-user-defined']) {
+      const res = await passBack(new Response('{}', { headers: { 'Content-Type': `text/plain; charset=${label}` } }), TOKEN, URL_CALLED, DEFAULT_ANSWER);
+      expect(res.status, label).toBe(200);
+    }
   });
 });

@@ -14,7 +14,7 @@
 import { concatBytes, readAtMost as readBytesAtMost } from '../bytes';
 import { decodedBody } from '../decode';
 import { problem, ProblemError } from '../problem';
-import { mediaType } from './body';
+import { asciiIncompatible, parseMediaType } from './media-type';
 import { redactorFor, type RedactingCursor, type Redactor } from '../redact';
 
 /** Response headers the API may pass back to the browser (no Set-Cookie, no auth challenges). */
@@ -80,14 +80,21 @@ export async function passBack(res: Response, token: string, calledUrl: URL, opt
     void res.body?.cancel();
     return new Response(null, init);
   }
-  const contentType = res.headers.get('Content-Type') ?? '';
-  const type = mediaType(contentType);
+  // Strictly one media type: a browser reads a list or a malformed type its own way (the last of
+  // `application/json, text/html` is HTML), so what is checked here must be what it reads.
+  const contentType = (res.headers.get('Content-Type') ?? '').trim();
+  const type = contentType === '' ? undefined : parseMediaType(contentType);
   // Never the API's own header text in a detail: it is not ours, and may carry the token.
-  if (options.activeContent === 'refuse' && (type === '' || ACTIVE.test(type))) {
+  if (contentType !== '' && type === undefined) {
+    void res.body.cancel();
+    throw problem('upstream-content-type-invalid', 'the API answered a Content-Type that is not exactly one media type (a list, a malformed type or a parameter given twice)');
+  }
+  if (options.activeContent === 'refuse' && (type === undefined || ACTIVE.test(type.essence))) {
     void res.body.cancel();
     throw problem('active-content-refused', 'the API answered HTML, SVG or XML (or no Content-Type), which this route does not pass to browsers');
   }
-  if (WIDE_CHARSET.test(contentType)) {
+  const charset = type?.params.get('charset');
+  if (charset !== undefined && asciiIncompatible(charset)) {
     void res.body.cancel();
     throw wideCharset();
   }
@@ -130,22 +137,43 @@ export async function passBack(res: Response, token: string, calledUrl: URL, opt
   return new Response(streamOn(reader, redactor.cursor(), first, meter, options.maxAnswerBytes), init);
 }
 
-/** The allowlisted headers, none carrying the token, Locations rewritten; no-store, CSP sandbox, nosniff. */
+/**
+ * The allowlisted headers, none carrying the token, Locations rewritten; no-store, CSP sandbox,
+ * nosniff. A header carrying the token in any reading is dropped, never edited.
+ */
 function answerHeaders(res: Response, redactor: Redactor, calledUrl: URL, options: AnswerOptions): Headers {
   const headers = new Headers(ANSWER_HEADERS);
   for (const name of FORWARDED_RESPONSE_HEADERS) {
-    let v = res.headers.get(name);
-    if (v !== null && (name === 'location' || name === 'content-location')) v = rewrite(v, calledUrl, options) ?? null;
-    // Checked as sent (after the rewrite, which drops tabs and decodes the query), and with
-    // quoted-pairs undone (`filename="\t\o\k…"` is the token to a browser).
-    if (v === null || redactor.foundIn(v) || redactor.foundIn(v.replace(/\\(.)/g, '$1'))) continue;
-    headers.set(name, v);
+    const sent = res.headers.get(name);
+    if (sent === null || carries(redactor, sent, calledUrl)) continue;
+    if (name !== 'location' && name !== 'content-location') {
+      headers.set(name, sent);
+      continue;
+    }
+    // The rewrite reads the URL (percent-decoding, `+` as a space, tabs dropped) and writes it
+    // anew: a token must be found before (above), and in what it wrote (a `+` became `%20`).
+    const rewritten = rewrite(sent, calledUrl, options);
+    if (rewritten !== undefined && !carries(redactor, rewritten, calledUrl)) headers.set(name, rewritten);
   }
   return headers;
 }
 
-/** A charset whose bytes the redactor cannot search (it matches ASCII/UTF-8 spellings). */
-const WIDE_CHARSET = /;\s*charset\s*=\s*"?utf-?(16|32)/i;
+/**
+ * Whether a header value gives the token away: as sent (the redactor reads every spelling:
+ * percent, `+` as a space, JSON, HTML…), with quoted-pairs undone (`filename="\t\o\k…"` is the
+ * token to a browser), and as the URL parser reads it (it turns `\` into `/`, drops tabs and
+ * newlines), which is what a browser follows.
+ */
+function carries(redactor: Redactor, value: string, base: URL): boolean {
+  if (redactor.foundIn(value) || redactor.foundIn(value.replace(/\\(.)/g, '$1'))) return true;
+  let href: string;
+  try {
+    href = new URL(value, base).href;
+  } catch {
+    return false;
+  }
+  return redactor.foundIn(href);
+}
 
 /** A UTF-16 or UTF-32 byte-order mark, which a browser obeys whatever the header says. */
 function wideBom(b: Uint8Array): boolean {
@@ -153,7 +181,7 @@ function wideBom(b: Uint8Array): boolean {
 }
 
 function wideCharset(): ProblemError {
-  return problem('upstream-encoding-unsupported', 'the API answered in UTF-16 or UTF-32, where the Worker cannot find the token to cut it out');
+  return problem('upstream-encoding-unsupported', 'the API answered in UTF-16 or UTF-32 (or another charset in which ASCII bytes are not ASCII), where the Worker cannot find the token to cut it out');
 }
 
 /** Account for one decoded piece read while `held` bytes are in the Worker's hands. */

@@ -119,6 +119,20 @@ describe('opaque types', () => {
   });
 });
 
+describe('the media type, read strictly (issue 13)', () => {
+  it('a list or a malformed Content-Type is a 415, never read as its first type', async () => {
+    const r = route({ opaque_types: ['text/csv'] });
+    for (const type of ['text/csv;, application/json', 'text/csv, application/json', 'application/json, text/csv', 'text/csv; charset=a; charset=b', 'application/json extra', 'text/csv;charset']) {
+      expect(await refusal(readBody(request({ body: '{"a":1}', type }), r)), type).toMatchObject({
+        reason: 'unsupported-content-type',
+        status: 415,
+        detail: 'send application/json, application/x-www-form-urlencoded, multipart/form-data, text/csv (got a list or a malformed type: send exactly one)',
+      });
+    }
+    expect(text(await readBody(request({ body: 'a,b', type: 'text/csv; header=present' }), r))).toBe('a,b');
+  });
+});
+
 describe('the Worker’s own fields (honeypot, Turnstile)', () => {
   const form = (body: string) => request({ body, type: 'application/x-www-form-urlencoded' });
   const guarded = route({ honeypot: 'website', turnstile: { secret_from: 'TS' }, required_fields: ['a'] });

@@ -15,6 +15,7 @@
  */
 import { PARSED_TYPES, TURNSTILE_FIELD, type RouteConfig } from '../config/schema';
 import { problem } from '../problem';
+import { parseMediaType } from './media-type';
 
 type FieldType = 'string' | 'integer' | 'number' | 'boolean';
 
@@ -42,11 +43,6 @@ const FORM_TYPES = ['application/x-www-form-urlencoded', 'multipart/form-data'];
 const BODILESS_METHODS = new Set(['GET', 'HEAD']);
 const BODY_EXPECTED_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
-/** Media type without parameters, lower-cased. */
-export function mediaType(contentType: string | null): string {
-  return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-}
-
 const isJsonType = (type: string) => type === 'application/json' || type.endsWith('+json');
 
 /** The media types a route takes, for 415 answers and `Accept-Post`. */
@@ -73,12 +69,21 @@ export async function readBody(request: Request, route: RouteConfig): Promise<Su
   if (BODILESS_METHODS.has(request.method)) throw problem('body-not-allowed', `a ${request.method} request carries no body`);
   if (route.body === 'none') throw problem('body-not-allowed', 'this route takes no body');
 
-  const type = mediaType(contentType);
+  // Strictly one media type: `text/csv;, application/json` is CSV to a first-type reader and
+  // JSON to the API's (the last), so a list or a malformed type is refused, never half-read.
+  const given = (contentType ?? '').trim() !== '';
+  const parsed = given ? parseMediaType(contentType!) : undefined;
+  if (parsed === undefined) {
+    throw problem('unsupported-content-type', `send ${acceptedTypes(route).join(', ')}${given ? ' (got a list or a malformed type: send exactly one)' : ''}`, {
+      headers: { 'Accept-Post': acceptedTypes(route).join(', ') },
+    });
+  }
+  const type = parsed.essence;
   if (isJsonType(type)) return readJson(bytes, contentType!, route);
   if (FORM_TYPES.includes(type)) return readForm(request, bytes, contentType!, route);
   // An opaque body has no fields: a Turnstile token can only come as the header.
   if (route.opaque_types.includes(type)) return { body: { bytes, contentType: contentType! }, trapped: false };
-  throw problem('unsupported-content-type', `send ${acceptedTypes(route).join(', ')}${type === '' ? '' : ` (got ${type.slice(0, 80)})`}`, {
+  throw problem('unsupported-content-type', `send ${acceptedTypes(route).join(', ')} (got ${type.slice(0, 80)})`, {
     headers: { 'Accept-Post': acceptedTypes(route).join(', ') },
   });
 }
@@ -156,7 +161,7 @@ async function readForm(request: Request, bytes: Uint8Array, contentType: string
   try {
     form = await new Request(request.url, { method: 'POST', headers: { 'Content-Type': contentType }, body: bytes }).formData();
   } catch {
-    throw problem('malformed-form', `the body could not be read as ${mediaType(contentType)}`);
+    throw problem('malformed-form', `the body could not be read as ${parseMediaType(contentType)?.essence ?? 'a form'}`);
   }
   // The Worker's own fields are collected like lists, so a repeat can be judged (after the honeypot).
   const lists = new Set([...listFields(route), ...controlFields(route)]);

@@ -116,6 +116,11 @@ interface HostState {
 
 const hits: Hit[] = [];
 const hosts = new Map<string, HostState>();
+/**
+ * Every token issued (or accepted) and every Turnstile token registered, in order, never cleared:
+ * the leak check (test/leak-check.ts) asks only for what it has not seen (`/leak-watch`).
+ */
+const watched = { tokens: [] as string[], turnstile: [] as string[] };
 /** The JWK set the Access certs endpoint serves, and how often it was fetched. */
 let accessKeys: unknown = { keys: [] };
 let accessCertFetches = 0;
@@ -214,6 +219,7 @@ async function tokenAnswer(name: string, h: HostState): Promise<Response> {
     token = `${b64url('{"alg":"HS256","typ":"JWT"}')}.${b64url(JSON.stringify(claims))}.${b64url(`sig${counter}`)}`;
   }
   h.issued.push(token);
+  watched.tokens.push(token);
   if (t.bodyDelayMs !== undefined) {
     const body = JSON.stringify({ access_token: token, expires_in: 3600 });
     const stream = new ReadableStream<Uint8Array>({
@@ -295,10 +301,13 @@ async function control(url: URL, request: Request): Promise<Response> {
     case '/api':
       host(name).api = (await request.json()) as ApiBehaviour;
       return json({ ok: true });
-    case '/issue':
+    case '/issue': {
       // A token issued before the test began (e.g. written by an earlier version of the Worker).
-      host(name).issued.push(await request.text());
+      const token = await request.text();
+      host(name).issued.push(token);
+      watched.tokens.push(token);
       return json({ ok: true });
+    }
     case '/revoke': {
       const h = host(name);
       for (const t of h.issued) h.revoked.add(t);
@@ -307,6 +316,7 @@ async function control(url: URL, request: Request): Promise<Response> {
     case '/siteverify-token': {
       const { token, behaviour } = (await request.json()) as { token: string; behaviour: SiteverifyBehaviour };
       siteverifyTokens.set(token, behaviour);
+      watched.turnstile.push(token);
       if (behaviour.spent) consumed.set(token, 'used elsewhere');
       return json({ ok: true });
     }
@@ -314,6 +324,12 @@ async function control(url: URL, request: Request): Promise<Response> {
       return json(siteverifyHits);
     case '/siteverify-tokens':
       return json([...siteverifyTokens.keys()]);
+    case '/leak-watch':
+      // The tokens and Turnstile tokens after the first `tokens` and `turnstile` ones.
+      return json({
+        tokens: watched.tokens.slice(Number(url.searchParams.get('tokens') ?? 0)),
+        turnstile: watched.turnstile.slice(Number(url.searchParams.get('turnstile') ?? 0)),
+      });
     case '/reset':
       siteverifyHits.length = 0;
       siteverifyTokens.clear();

@@ -289,12 +289,32 @@ describe('redactor', () => {
     return new TextDecoder().decode(await new Response(stream).arrayBuffer());
   };
 
+  /** `text` with each run of overlapping raw occurrences of `tok` replaced by one `[redacted]` (two echoes sharing a byte are both gone). */
+  const cutRaw = (text: string, tok: string) => {
+    const spans: Array<[number, number]> = [];
+    for (let i = text.indexOf(tok); i !== -1; i = text.indexOf(tok, i + 1)) {
+      const last = spans.at(-1);
+      if (last !== undefined && i < last[1]) last[1] = i + tok.length;
+      else spans.push([i, i + tok.length]);
+    }
+    let out = '';
+    let at = 0;
+    for (const [from, to] of spans) {
+      out += `${text.slice(at, from)}[redacted]`;
+      at = to;
+    }
+    return out + text.slice(at);
+  };
+
   it('cuts every occurrence however the body is split into chunks (2,000 cases)', async () => {
     const token = fc.stringMatching(/^[A-Za-z0-9._~+/=-]{4,40}$/);
+    // Filler without escape, whitespace or NUL bytes, so the only spelling in the text is the raw one
+    // (the other spellings, and mixed ones, are redact.test.ts's property).
+    const filler = fc.string({ unit: 'binary', maxLength: 20 }).map((f) => f.replace(/[%\\&\s\0]/g, ''));
     await fc.assert(
       fc.asyncProperty(
         token,
-        fc.array(fc.oneof(fc.string({ unit: 'binary', maxLength: 20 }), fc.constant('TOKEN'), fc.constant('TOK')), { maxLength: 12 }),
+        fc.array(fc.oneof(filler, fc.constant('TOKEN'), fc.constant('TOK')), { maxLength: 12 }),
         fc.array(fc.nat(), { maxLength: 8 }),
         async (tok, parts, cuts) => {
           // 'TOKEN' stands for the token; 'TOK' for a prefix of it (a near miss).
@@ -303,7 +323,7 @@ describe('redactor', () => {
           const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
           const chunks = [0, ...at, bytes.length].slice(1).map((end, i, ends) => bytes.slice(i === 0 ? 0 : ends[i - 1], end));
           const out = await collect(chunks, tok);
-          expect(out).toBe(text.split(tok).join('[redacted]'));
+          expect(out).toBe(cutRaw(text, tok));
         },
       ),
       { numRuns: 2000 },

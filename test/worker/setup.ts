@@ -2,10 +2,8 @@
  * Runs around every Worker test: whatever the Worker logs (structured lines from the token store,
  * errors) must never contain a secret, a token or a Turnstile token. Responses are checked by `call()` in helpers.ts.
  */
-import { afterEach, beforeEach, expect, vi } from 'vitest';
-import { SECRETS } from '../fixtures/config';
-import { issuedTokens, turnstileTokens } from '../helpers';
-import { decodedViews, revealed } from '../standin/encodings';
+import { afterEach, beforeEach, vi } from 'vitest';
+import { assertNothingLeaks } from '../leak-check';
 import { capturedLines as lines } from './log-capture';
 
 beforeEach(() => {
@@ -21,9 +19,5 @@ beforeEach(() => {
 
 afterEach(async () => {
   vi.restoreAllMocks();
-  const tokens = await issuedTokens();
-  const text = lines.join('\n');
-  for (const s of [...Object.values(SECRETS), ...tokens, ...(await turnstileTokens())]) expect(text, 'a secret or token reached a log line').not.toContain(s);
-  const views = decodedViews(text);
-  for (const t of tokens) expect(revealed(views, t), 'an encoded token reached a log line').toBe(false);
+  await assertNothingLeaks(lines.join('\n'), 'a log line');
 });
