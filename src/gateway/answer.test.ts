@@ -4,7 +4,7 @@
  * gets and that the Worker's memory stays bounded whatever the answer's size.
  */
 import { describe, expect, it } from 'vitest';
-import { routeSchema } from '../config';
+import { routeSchema } from '../config/schema';
 import { ProblemError } from '../problem';
 import { BUFFERED_ANSWER_BYTES, DEFAULT_ANSWER, passBack, readAtMost, type AnswerMeter, type AnswerOptions } from './answer';
 import { queryPolicy } from './request';
