@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { routeSchema } from '../config/schema';
 import { ProblemError } from '../problem';
-import { BUFFERED_ANSWER_BYTES, DEFAULT_ANSWER, passBack, readAtMost, type AnswerMeter, type AnswerOptions } from './answer';
+import { BUFFERED_ANSWER_BYTES, DEFAULT_ANSWER, passBack, readAnswerAtMost, type AnswerMeter, type AnswerOptions } from './answer';
 import { queryPolicy } from './request';
 
 const URL_CALLED = new URL('https://api.example/v1/items');
@@ -83,7 +83,7 @@ describe('bounded memory', () => {
     expect(p).toMatchObject({ reason: 'upstream-answer-too-large', status: 502 });
   });
 
-  it('readAtMost stops reading as soon as the limit is passed', async () => {
+  it('readAnswerAtMost stops reading as soon as the limit is passed', async () => {
     let pulled = 0;
     const endless = new ReadableStream<Uint8Array>({
       pull(c) {
@@ -91,9 +91,9 @@ describe('bounded memory', () => {
         c.enqueue(new Uint8Array(1000));
       },
     });
-    expect(await readAtMost(endless, 4096)).toBeUndefined();
+    expect(await readAnswerAtMost(endless, 4096)).toBeUndefined();
     expect(pulled).toBeLessThanOrEqual(6); // 5 pieces pass the limit (and the stream may pull one ahead)
-    expect(await readAtMost(new Response('small').body, 4096)).toEqual(new TextEncoder().encode('small'));
+    expect(await readAnswerAtMost(new Response('small').body, 4096)).toEqual(new TextEncoder().encode('small'));
   });
 });
 

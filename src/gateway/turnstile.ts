@@ -16,7 +16,7 @@
 import { clock } from '../clock';
 import { TURNSTILE_FIELD, TURNSTILE_HEADER, type RouteConfig } from '../config/schema';
 import { problem, type ProblemError } from '../problem';
-import { readAtMost, sha256Hex } from '../bytes';
+import { readAtMost, sha256Hex, utf8Strict } from '../bytes';
 import { ACCEPT_ENCODING, CodingError, decodedBody } from '../decode';
 import { clientAddress } from './client-address';
 
@@ -163,7 +163,7 @@ async function siteverify(secret: string, token: string, remoteip: string | unde
 function readAnswer(bytes: Uint8Array): SiteverifyAnswer | undefined {
   let v: unknown;
   try {
-    v = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes));
+    v = JSON.parse(utf8Strict(bytes));
   } catch {
     return undefined;
   }

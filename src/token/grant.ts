@@ -15,6 +15,7 @@ import type { UpstreamConfig } from '../config/schema';
 import type { Credentials } from '../config/secrets';
 import { ACCEPT_ENCODING, CodingError, decodedBody } from '../decode';
 // Shorter tokens are refused at issue: a token that short could not be cut out of what the API echoes.
+import { parseMediaType } from '../media-type';
 import { MIN_TOKEN_LENGTH } from '../redact';
 import type { AnsweredLifetime, CycleFailure } from './policy';
 
@@ -215,8 +216,8 @@ function registeredCode(e: string): string | undefined {
 
 /** A content type's media type when it is an ordinary one, else a neutral word (it may quote anything). */
 function mediaTypeName(contentType: string | null): string {
-  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type === '') return 'no content type';
+  if (contentType === null || contentType.trim() === '') return 'no content type';
+  const type = parseMediaType(contentType)?.essence ?? '';
   return /^(text|application)\/(html|plain|xml|json|xhtml\+xml|problem\+json|octet-stream)$/.test(type) ? type : 'another content type';
 }
 
