@@ -20,6 +20,7 @@
  */
 import { EGRESS_LISTED_HOSTS, SECRETS } from '../fixtures/config.ts';
 
+import { coderAnswer, type CoderLimits, type CoderState } from './coder.ts';
 import { encodeToken, type TokenEncoding } from './encodings.ts';
 
 export interface Hit {
@@ -88,6 +89,8 @@ export interface ApiBehaviour {
   denyPaths?: Record<string, number>;
   /** Shape of an accepted call's answer: encodings, trickles, echoed tokens… (the block at the end). */
   answer?: AnswerShape;
+  /** Answer `/v1/topics/{topic}/code` as the ABS Coding Service does, with its limits (coder.ts). */
+  coder?: CoderLimits;
 }
 
 /** A request that reached a stand-in egress. */
@@ -112,6 +115,8 @@ interface HostState {
   api: ApiBehaviour;
   issued: string[];
   revoked: Set<string>;
+  /** The coding stand-in's calls, once `api.coder` is set. */
+  coder?: CoderState;
 }
 
 const hits: Hit[] = [];
@@ -255,6 +260,11 @@ async function apiAnswer(h: HostState, request: Request, body: string, url: URL)
   const live = h.issued.some((t) => !h.revoked.has(t) && presented.includes(t));
   if (!live) return reject();
   if (a.answer !== undefined) return shapedAnswer(a.answer, request, h.issued.find((t) => presented.includes(t))!);
+  if (a.coder !== undefined && /^\/v1\/topics\/[^/]+\/code$/.test(url.pathname) && request.method === 'POST') {
+    h.coder ??= { limits: a.coder, calls: [], accepted: [] };
+    h.coder.limits = a.coder;
+    return coderAnswer(h.coder, body);
+  }
   if (a.reflectHeaders) {
     const echo: Record<string, string> = {};
     request.headers.forEach((v, k) => (echo[k] = v));
@@ -301,6 +311,10 @@ async function control(url: URL, request: Request): Promise<Response> {
     case '/api':
       host(name).api = (await request.json()) as ApiBehaviour;
       return json({ ok: true });
+    case '/coder':
+      // The coding stand-in's calls (arrival times, records, status); DELETE forgets them.
+      if (request.method === 'DELETE') delete host(name).coder;
+      return json(host(name).coder?.calls ?? []);
     case '/issue': {
       // A token issued before the test began (e.g. written by an earlier version of the Worker).
       const token = await request.text();

@@ -1,0 +1,116 @@
+/**
+ * Pacing (issue 15) under bad luck, in workerd: a pace without coalescing, a token rollover under
+ * the ABS recipe (scaled down), the Pacer reset while a batch is out, and submitters that go away.
+ */
+import { SELF, env, runInDurableObject } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import { storeName } from '../../src/token/credential-set';
+import { wiringFor } from '../../src/upstream';
+import { ORIGIN } from '../fixtures/config';
+import { codesFor, type CoderCall, type CoderLimits } from '../standin/coder';
+import { apiHits, call, post, setApi, setToken, tokenHits } from '../helpers';
+
+const CONTROL = 'http://control.standin';
+
+async function coder(host: string, limits: CoderLimits): Promise<void> {
+  await fetch(`${CONTROL}/coder?host=${host}.test`, { method: 'DELETE' });
+  await setApi(host, { coder: limits });
+}
+
+async function coderCalls(host: string): Promise<CoderCall[]> {
+  return (await fetch(`${CONTROL}/coder?host=${host}.test`)).json();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('a pace without coalescing', () => {
+  it('each call takes its own slot: arrivals at least an interval apart; beyond the longest hold, 503 + Retry-After', async () => {
+    const before = (await apiHits('pslots')).length;
+    // 2 per second (+50 ms margin), held at most 1 s: of 5 at once, 3 get a slot (now, +550, +1100 is over).
+    const answers = await Promise.all(Array.from({ length: 5 }, () => call('/t/pslots', { method: 'POST', body: '{}' })));
+    const ok = answers.filter((a) => a.status === 200);
+    const busy = answers.filter((a) => a.status === 503);
+    expect(ok.length + busy.length).toBe(5);
+    expect(ok.length).toBe(2);
+    for (const b of busy) {
+      expect(b.json()).toMatchObject({ reason: 'pacing-busy' });
+      expect(Number(b.headers.get('Retry-After'))).toBeGreaterThanOrEqual(1);
+    }
+    const sent = (await apiHits('pslots')).slice(before);
+    expect(sent).toHaveLength(ok.length);
+  });
+});
+
+describe('a token rollover under the ABS recipe (scaled: 4 s tokens, one token request per 4 s)', () => {
+  it('steady load across two rollovers: every answer 2xx, the callers held while no token may be asked for', async () => {
+    await setToken('prollover', { expiresIn: 4 });
+    await coder('prollover', { perSecond: 2, maxRecords: 300, maxChars: 100 });
+    const statuses: number[] = [];
+    const runs: Array<Promise<void>> = [];
+    const started = Date.now();
+    // A submission every 250 ms for 10 s: the tokens of 4 s (used until 3.8 s) roll over twice,
+    // and the next token request may leave only 4 s + 2 s after the last answer.
+    for (let i = 0; Date.now() - started < 10_000; i++) {
+      runs.push(post('/prollover/code/occp', { occp_text: `steady ${i}` }).then((a) => void statuses.push(a.status)));
+      await sleep(250);
+    }
+    await Promise.all(runs);
+    expect(statuses.length).toBeGreaterThan(30);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    const tokens = await tokenHits('prollover');
+    expect(tokens.length).toBeGreaterThanOrEqual(2);
+    expect(tokens.length).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('the Pacer reset while a batch is out', () => {
+  it('each submitter gets its answer or a clear 503 with Retry-After, never silence, within its limit', async () => {
+    await coder('pevict', { perSecond: 20, maxRecords: 300, maxChars: 100, delayMs: 1500 });
+    const u = (await wiringFor(env)).upstreams.get('pevict')!;
+    const started = Date.now();
+    const pending = Array.from({ length: 20 }, (_, i) => post('/pevict/code/occp', { occp_text: `reset ${i}` }));
+    await sleep(400); // the batch is at the API now (it answers after 1.5 s)
+    const id = env.PACER.idFromName(storeName('pevict', u.fingerprint));
+    await runInDurableObject(env.PACER.get(id), (_instance, state) => {
+      state.abort('reset for the test');
+    }).catch(() => undefined);
+    const answers = await Promise.all(pending);
+    const elapsed = Date.now() - started;
+    for (const a of answers) {
+      expect([200, 503], a.text).toContain(a.status);
+      if (a.status === 503) {
+        expect(a.json()).toMatchObject({ reason: 'pacer-unavailable' });
+        expect(a.headers.get('Retry-After')).toBe('1');
+      } else {
+        const body = a.json() as { input: { occp_text: string }; result: unknown };
+        expect(body.result).toEqual(codesFor(body.input.occp_text));
+      }
+    }
+    // max_wait 3 s + token_wait 15 s + api_timeout 30 s + 5 s is the documented bound; far less here.
+    expect(elapsed).toBeLessThan(53_000);
+    // And the pace is kept across the reset: the next submission is answered.
+    const after = await post('/pevict/code/occp', { occp_text: 'after the reset' });
+    expect(after.status, after.text).toBe(200);
+  });
+});
+
+describe('a submitter that goes away', () => {
+  it('is dropped from its batch before it leaves', async () => {
+    await coder('pgone', { perSecond: 20, maxRecords: 300, maxChars: 100 });
+    const before = (await apiHits('pgone')).length;
+    const leaving = new AbortController();
+    const headers = { Origin: ORIGIN, 'Content-Type': 'application/json' };
+    // The route gathers for 1.5 s: both wait together, then one goes away.
+    const gone = SELF.fetch('https://injector.example/pgone/code/occp', { method: 'POST', headers, body: JSON.stringify({ occp_text: 'leaves early' }), signal: leaving.signal }).catch(() => undefined);
+    const stays = post('/pgone/code/occp', { occp_text: 'stays' });
+    await sleep(300);
+    leaving.abort();
+    await gone;
+    const a = await stays;
+    expect(a.status, a.text).toBe(200);
+    const sent = (await apiHits('pgone')).slice(before);
+    expect(sent).toHaveLength(1);
+    const records = (JSON.parse(sent[0]!.body) as { records: Array<{ occp_text: string }> }).records.map((r) => r.occp_text);
+    expect(records).toEqual(['stays']);
+  });
+});
