@@ -63,6 +63,36 @@ describe('a token rollover under the ABS recipe (scaled: 4 s tokens, one token r
   });
 });
 
+describe('a token rollover without pacing (every upstream)', () => {
+  it('a budget of one token per lifetime: callers at the rollover are held and served with the new token', async () => {
+    await setToken('trollover', { expiresIn: 4 });
+    const statuses: number[] = [];
+    const runs: Array<Promise<void>> = [];
+    const started = Date.now();
+    for (let i = 0; Date.now() - started < 9_000; i++) {
+      runs.push(call('/t/trollover', { method: 'POST', body: '{}' }).then((a) => void statuses.push(a.status)));
+      await sleep(200);
+    }
+    await Promise.all(runs);
+    expect(statuses.length).toBeGreaterThan(30);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    expect((await tokenHits('trollover')).length).toBe(2);
+  });
+
+  it('a wait longer than the hold is still a 503 with Retry-After (here: a budget of one token an hour)', async () => {
+    // budget: the fixture's one token per hour; the second token is an hour away, far past 15 s.
+    await setToken('budget', { expiresIn: 1 });
+    expect((await call('/t/budget', { method: 'POST', body: '{}' })).status).toBe(200);
+    await sleep(1100);
+    const started = Date.now();
+    const a = await call('/t/budget', { method: 'POST', body: '{}' });
+    expect(a.status, a.text).toBe(503);
+    expect(a.json()).toMatchObject({ reason: 'token-budget-exhausted' });
+    expect(Number(a.headers.get('Retry-After'))).toBeGreaterThan(3000);
+    expect(Date.now() - started).toBeLessThan(1000); // not held: waiting would not help
+  });
+});
+
 describe('the Pacer reset while a batch is out', () => {
   it('each submitter gets its answer or a clear 503 with Retry-After, never silence, within its limit', async () => {
     await coder('pevict', { perSecond: 20, maxRecords: 300, maxChars: 100, delayMs: 1500 });
