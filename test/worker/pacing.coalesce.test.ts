@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { codesFor, type CoderCall, type CoderLimits } from '../standin/coder';
-import { apiHits, post, setApi } from '../helpers';
+import { SECRETS } from '../fixtures/config';
+import { apiHits, call, post, setApi } from '../helpers';
 
 const CONTROL = 'http://control.standin';
 const ABS: CoderLimits = { perSecond: 1, perDay: 1000, maxRecords: 300, maxChars: 100 };
@@ -133,5 +134,36 @@ describe('the daily quota', () => {
     const retryAfter = Number(spent.headers.get('Retry-After'));
     expect(Math.abs(retryAfter - (midnight - Date.now()) / 1000)).toBeLessThan(5);
     expect((await coderCalls('pquota')).length).toBe(2);
+  });
+});
+
+describe('/status', () => {
+  type Pacing = { requests_per_second: number; calls_last_minute: number; calls_today: number; callers_waiting: number; batches_sent: number; quota: { per_day: number; left: number; resets_at: string }; records_per_batch: { mean: number; max: number }; wait_ms: { p50: number | null; p99: number | null } };
+  const pacingOf = async (): Promise<Pacing> => {
+    const res = await call('/status?upstream=pcode', { origin: null, headers: { Accept: 'application/json', Authorization: `Bearer ${SECRETS.TEST_STATUS_TOKEN}` } });
+    expect(res.status, res.text).toBe(200);
+    return (res.json() as { credential_sets: Array<{ pacing: Pacing }> }).credential_sets[0]!.pacing;
+  };
+
+  it('per credential set: calls in the last minute and today, quota left and its reset, waiting, batches, records per batch, wait p50/p99', async () => {
+    await coder('pcode', ABS);
+    const before = await pacingOf();
+    await Promise.all(Array.from({ length: 30 }, (_, i) => post('/pcode/code/occp', { occp_text: `status job ${i}` })));
+    const p = await pacingOf();
+    const calls = (await coderCalls('pcode')).length;
+    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(p.requests_per_second).toBe(1);
+    expect(p.callers_waiting).toBe(0);
+    expect(p.batches_sent - before.batches_sent).toBe(calls);
+    expect(p.calls_today - before.calls_today).toBe(calls);
+    expect(p.calls_last_minute).toBeGreaterThanOrEqual(calls);
+    expect(p.quota.per_day).toBe(1000);
+    expect(p.quota.left).toBe(1000 - p.calls_today);
+    const midnight = new Date();
+    expect(p.quota.resets_at).toBe(new Date(Date.UTC(midnight.getUTCFullYear(), midnight.getUTCMonth(), midnight.getUTCDate() + 1)).toISOString());
+    expect(p.records_per_batch.max).toBeGreaterThanOrEqual(Math.ceil(30 / calls));
+    expect(p.wait_ms.p50).not.toBeNull();
+    expect(p.wait_ms.p99!).toBeGreaterThanOrEqual(p.wait_ms.p50!);
+    expect(p.wait_ms.p99!).toBeLessThan(3000);
   });
 });
