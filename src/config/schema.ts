@@ -119,7 +119,7 @@ const pacingSchema = z.strictObject({
   /** Longest a caller is held for a free slot; beyond it: 503 with Retry-After. */
   max_wait_ms: z.int().min(0).max(60_000).default(2_000),
   /** Added to the interval between calls, so network jitter never makes two arrive too close. */
-  margin_ms: z.int().min(0).max(10_000).default(50),
+  margin_ms: z.int().min(0).max(10_000).default(100),
 });
 
 export type PacingConfig = z.infer<typeof pacingSchema>;

@@ -79,11 +79,21 @@ async function callWithToken(ctx: ForwardContext, call: ApiCall, trace: CallTrac
   return await passBack(res, lease.token, call.url, ctx.answer ?? DEFAULT_ANSWER, upstream.egressSecrets);
 }
 
-/** One API call; the trace counts it and keeps its status. */
+/**
+ * One API call; the trace counts it and keeps its status. On a paced upstream an API that still
+ * answers 429 (two calls arrived closer than they left, the network bunched them) gets the call
+ * once more, at the next slot: a limit the Worker can wait out fails nobody.
+ */
 async function send(ctx: ForwardContext, call: ApiCall, token: string, trace: CallTrace): Promise<Response> {
-  await ctx.pace?.(trace.calls + 1);
-  const res = await sendApiCall(ctx.upstream.settings, ctx.upstream.send, call, token);
-  trace.status = res.status;
-  trace.calls++;
-  return res;
+  const once = async () => {
+    await ctx.pace?.(trace.calls + 1);
+    const res = await sendApiCall(ctx.upstream.settings, ctx.upstream.send, call, token);
+    trace.status = res.status;
+    trace.calls++;
+    return res;
+  };
+  const res = await once();
+  if (ctx.pace === undefined || res.status !== 429 || trace.calls > 2) return res;
+  await res.body?.cancel();
+  return once();
 }

@@ -41,6 +41,19 @@ describe('a pace without coalescing', () => {
   });
 });
 
+describe('an API that answers 429 all the same', () => {
+  it('the call is sent once more at the next slot: the submitter gets its codes, not the 429', async () => {
+    // Paced at 2 per second (600 ms apart with the margin), but the API allows 1: the second call is
+    // refused, and sent again 600 ms later, when the API takes it.
+    await coder('pjitter', { perSecond: 1, maxRecords: 300, maxChars: 100 });
+    expect((await post('/pjitter/code/occp', { occp_text: 'first' })).status).toBe(200);
+    const second = await post('/pjitter/code/occp', { occp_text: 'second' });
+    expect(second.status, second.text).toBe(200);
+    expect((second.json() as { result: unknown }).result).toEqual(codesFor('second'));
+    expect((await coderCalls('pjitter')).map((c) => c.status)).toEqual([200, 429, 200]);
+  });
+});
+
 describe('a token rollover under the ABS recipe (scaled: 4 s tokens, one token request per 4 s)', () => {
   it('steady load across two rollovers: every answer 2xx, the callers held while no token may be asked for', async () => {
     await setToken('prollover', { expiresIn: 4 });
