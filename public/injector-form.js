@@ -12,7 +12,7 @@
  * repeats ignored. Retries once, only where nothing runs twice: the Worker's own problem (its
  * `type` is urn:edge-token-injector:problem:…) 503/429 with Retry-After <= 10 s, or a network
  * error on a GET. Each attempt waits up to 85 s: the Worker's documented worst case with the
- * default timeouts is 80 s (README, "Timeouts"); set data-injector-timeout="SECONDS" on the form
+ * default timeouts is 80 s (docs/configuration.md, "Timeouts"); set data-injector-timeout="SECONDS" on the form
  * for other timeouts. Output: [data-injector-output] in the form, or
  * [data-injector-output="FORM-ID"], or a new div after the form. Events on the form, bubbling;
  * preventDefault() to render yourself:
@@ -37,7 +37,7 @@
   const TURNSTILE_HEADER = 'CF-Turnstile-Response';
   /** The Worker's problem types; an API's own problem+json is not the Worker's and is never retried. */
   const OWN_TYPE = 'urn:edge-token-injector:problem:';
-  /** Default wait per attempt, in seconds: the README's worst case (80 s) and a margin. */
+  /** Default wait per attempt, in seconds: the documented worst case (docs/configuration.md) (80 s) and a margin. */
   const TIMEOUT_S = 85;
   /** What a visitor is told, by the Worker's machine-readable reason (the problem's detail otherwise). */
   const MESSAGES = {

@@ -28,7 +28,10 @@ registerHooks({
     return nextResolve(specifier, context);
   },
 });
-const { BINDING_KINDS, ConfigError, parseConfig, rateLimitDeclarationIssues, startIssues } = await import('../src/config.ts');
+const { ConfigError } = await import('../src/config/schema.ts');
+const { parseConfig } = await import('../src/config/load.ts');
+const { BINDING_KINDS, startIssues } = await import('../src/config/secrets.ts');
+const { rateLimitDeclarationIssues } = await import('../src/config/checks.ts');
 type BindingKind = keyof typeof BINDING_KINDS;
 
 /** A value that stands for a secret known only by name (`--secrets`): strong enough for every check. */
@@ -112,7 +115,7 @@ function check(env: Environment, root: string, namedSecrets: string[] | undefine
   try {
     const config = parseConfig(vars ?? {});
     const bindings = declaredBindings(env.section);
-    problems.push(...startIssues(config, { ...vars, ...secrets, ...bindings }, (kind, value) => value instanceof Declared && value.kinds.has(kind)));
+    problems.push(...startIssues(config, { ...vars, ...secrets, ...bindings }, (kind, value) => value instanceof Declared && value.kinds.has(kind)).map((i) => i.issue));
     // What only wrangler.toml can tell: a route's period is its binding's (else Retry-After lies).
     // (A binding not declared at all is already a start issue above.)
     const ratelimits = (Array.isArray(env.section.ratelimits) ? env.section.ratelimits : []).flatMap((e: unknown) =>

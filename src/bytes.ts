@@ -54,3 +54,11 @@ export async function sha256Hex(text: string, bytes = 32): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
   return Array.from(digest.subarray(0, bytes), (b) => b.toString(16).padStart(2, '0')).join('');
 }
+
+/** Refuses bytes that are not UTF-8 (JSON is UTF-8, RFC 8259) rather than replacing them. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/** `bytes` as UTF-8 text; throws a TypeError when they are not UTF-8. */
+export function utf8Strict(bytes: Uint8Array): string {
+  return STRICT_UTF8.decode(bytes);
+}

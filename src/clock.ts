@@ -20,3 +20,11 @@ export const clock: Clock = { now: () => current.now() };
 export function setClock(c: Clock | undefined): void {
   current = c ?? systemClock;
 }
+
+/**
+ * Whole seconds from `now` until `at`, rounded up (a wait of 0.2 s is 1 s, never 0), and never below
+ * `min`: Retry-After (min 1: a 0 invites a busy loop), cool-downs in logs, the status page.
+ */
+export function secondsUntil(at: number, now: number, min = 0): number {
+  return Math.max(min, Math.ceil((at - now) / 1000));
+}

@@ -10,7 +10,8 @@
  *   `X-Egress-Host` and the shared secret in `X-Egress-Secret`; the egress checks both against
  *   fixed lists and forwards with TLS verification. Its own refusals carry `X-Egress-Refused`.
  */
-import type { UpstreamConfig } from './config';
+import { ConfigError, type UpstreamConfig } from './config/schema';
+import { bindingIn, secretIn } from './config/secrets';
 import { EGRESS_HOST_HEADER, EGRESS_REFUSED_HEADER, EGRESS_SECRET_HEADER } from './headers';
 
 /**
@@ -41,19 +42,23 @@ export class EgressRefused extends Error {
   }
 }
 
-const egresses = new WeakMap<UpstreamConfig, Egress>();
-
 /**
- * The egress for an upstream, built once per config (`loadConfig` has checked that the binding or
- * secret it names exists).
+ * The egress of an upstream (built once per isolate by upstream.ts; the config's start checks have
+ * made sure the binding or secret it names is there).
  */
-export function egressFor(upstream: UpstreamConfig, env: object): Egress {
-  let egress = egresses.get(upstream);
-  if (egress === undefined) {
-    egress = build(upstream, env);
-    egresses.set(upstream, egress);
+export function buildEgress(upstream: UpstreamConfig, env: object): Egress {
+  const e = upstream.egress;
+  switch (e.mode) {
+    case 'direct':
+      return (request, init) => fetch(request, init);
+    case 'binding': {
+      const binding = bindingIn(env, e.binding, 'fetcher');
+      if (binding === undefined) throw new ConfigError([`UPSTREAMS egress.binding: no service binding named "${e.binding}"`]);
+      return (request, init) => binding.fetch(request, init);
+    }
+    case 'origin':
+      return viaOrigin(new URL(e.url).origin, egressSecretOf(e.secret_from, env));
   }
-  return egress;
 }
 
 /**
@@ -62,28 +67,13 @@ export function egressFor(upstream: UpstreamConfig, env: object): Egress {
  */
 export function egressSecrets(upstream: UpstreamConfig, env: object): string[] {
   const e = upstream.egress;
-  return e.mode === 'origin' ? [secretOf(e.secret_from, env)] : NO_SECRETS;
-}
-const NO_SECRETS: string[] = [];
-
-/** A Worker secret the config names (`loadConfig` has checked it is set and strong enough). */
-function secretOf(from: string, env: object): string {
-  return (env as Record<string, string>)[from]!;
+  return e.mode === 'origin' ? [egressSecretOf(e.secret_from, env)] : [];
 }
 
-function build(upstream: UpstreamConfig, env: object): Egress {
-  const e = upstream.egress;
-  switch (e.mode) {
-    case 'direct':
-      return (request, init) => fetch(request, init);
-    case 'binding': {
-      // Structural (not `Fetcher`): config.ts imports this module, and it also loads in Node.
-      const binding = (env as Record<string, { fetch(request: Request, init?: RequestInit): Promise<Response> }>)[e.binding]!;
-      return (request, init) => binding.fetch(request, init);
-    }
-    case 'origin':
-      return viaOrigin(new URL(e.url).origin, secretOf(e.secret_from, env));
-  }
+function egressSecretOf(from: string, env: object): string {
+  const value = secretIn(env, from);
+  if (value === undefined) throw new ConfigError([`UPSTREAMS egress.secret_from: Worker secret "${from}" is not set`]);
+  return value;
 }
 
 /** Send each request to the egress origin `origin`, naming its real host, with the shared secret. */

@@ -1,6 +1,7 @@
 /** Unit tests beside log.ts: which route a request line names, and what a route's `log_fields` log. */
 import { describe, expect, it } from 'vitest';
-import { parseConfig, type RouteConfig } from './config';
+import { parseConfig } from './config/load';
+import type { RouteConfig } from './config/schema';
 import { fieldPicker, requestLine, routeNameOf } from './log';
 
 const upstream = { api_origin: 'https://api.example.org', token_url: 'https://auth.example.org/token', client_id: 'c', client_secret_from: 'S' };

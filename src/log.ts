@@ -5,11 +5,12 @@
  * with an `event`. What may appear in a line is decided here and nowhere else: ids, names from
  * the config, statuses, durations, problem slugs — never a token, a secret, an `Authorization`
  * value or a submitted value, except the fields a route names in `log_fields` (the operator's
- * explicit choice, bounded in size). The README's "Logs" section is the table of these events.
+ * explicit choice, bounded in size). docs/operations.md, "Logs", is the table of these events.
  */
-import { pathParams, type RouteConfig } from './config';
+import { pathParams, type RouteConfig } from './config/schema';
+import type { TokenSource } from './token/outcome';
 
-/** Events the TokenStore logs, per credential set and scope set (README, "Logs"). */
+/** Events the TokenStore logs, per credential set and scope set (docs/operations.md, "Logs"). */
 export type TokenEvent =
   | 'token_fetched'
   | 'token_refreshed'
@@ -32,23 +33,19 @@ export function logRequest(line: RequestLine, level: 'log' | 'error' = 'log'): v
   console[level](JSON.stringify(line));
 }
 
-/** Where this request's token came from: this isolate's cache (no Durable Object call), or the TokenStore. */
-export type TokenSource = 'cached' | 'store';
-
 /**
- * What the steps of one request tell its log line. Created before the app runs (index.ts), filled
- * as the request goes (the gateway: route, upstream status, token source, logged fields), written
- * once when the answer is ready.
+ * What is known of one request when its line is written: gathered by the one place that logs (the
+ * request-line middleware, index.ts) from what the steps returned.
  */
-export interface RequestNotes {
+export interface RequestFacts {
   requestId: string;
   /** The client's own `X-Request-Id`, as far as it is safe to log. */
   clientRequestId?: string;
   /** The route that took the request (its name in ROUTES). */
   routeName?: string;
   /** The routes of the path the router matched, when no route took the request (refused before). */
-  pathRoutes?: Array<[string, RouteConfig]>;
-  /** Set by a step that ends the request its own way (`honeypot`, `health`, `status`). */
+  pathRoutes?: ReadonlyArray<readonly [string, RouteConfig]>;
+  /** How a step ended the request its own way (`honeypot`, `health`, `status-admin`, `page`). */
   outcome?: string;
   /** The problem slug the request was refused or failed with. */
   reason?: string;
@@ -61,7 +58,7 @@ export interface RequestNotes {
   fields?: Record<string, unknown>;
 }
 
-/** The fields of a request line, in the order they are written (README, "Logs"). */
+/** The fields of a request line, in the order they are written (docs/operations.md, "Logs"). */
 export interface RequestLine {
   event: 'request';
   request_id: string;
@@ -92,29 +89,29 @@ function loggedMethod(method: string): string {
 }
 
 /** What happened to a request, for its line: see `RequestLine.outcome`. */
-function outcomeOf(notes: RequestNotes, method: string, status: number): string {
-  if (notes.outcome !== undefined) return notes.outcome;
-  if (notes.reason !== undefined) return notes.reason;
-  if (notes.upstreamStatus !== undefined) return 'forwarded';
+function outcomeOf(facts: RequestFacts, method: string, status: number): string {
+  if (facts.outcome !== undefined) return facts.outcome;
+  if (facts.reason !== undefined) return facts.reason;
+  if (facts.upstreamStatus !== undefined) return 'forwarded';
   if (method === 'OPTIONS' && status === 204) return 'preflight';
   return 'answered';
 }
 
 /** The request line of one request; `routeName` names a route that did not take the request itself. */
-export function requestLine(notes: RequestNotes, method: string, status: number, durationMs: number, routeName: string | null): RequestLine {
+export function requestLine(facts: RequestFacts, method: string, status: number, durationMs: number, routeName: string | null): RequestLine {
   return {
     event: 'request',
-    request_id: notes.requestId,
-    ...(notes.clientRequestId === undefined ? {} : { client_request_id: notes.clientRequestId }),
+    request_id: facts.requestId,
+    ...(facts.clientRequestId === undefined ? {} : { client_request_id: facts.clientRequestId }),
     route: routeName,
     method: loggedMethod(method),
     status,
-    ...(notes.upstreamStatus === undefined ? {} : { upstream_status: notes.upstreamStatus }),
-    ...(notes.upstreamCalls === undefined || notes.upstreamCalls < 2 ? {} : { upstream_calls: notes.upstreamCalls }),
+    ...(facts.upstreamStatus === undefined ? {} : { upstream_status: facts.upstreamStatus }),
+    ...(facts.upstreamCalls === undefined || facts.upstreamCalls < 2 ? {} : { upstream_calls: facts.upstreamCalls }),
     duration_ms: durationMs,
-    outcome: outcomeOf(notes, method, status),
-    ...(notes.token === undefined ? {} : { token: notes.token }),
-    ...(notes.fields === undefined ? {} : { fields: notes.fields }),
+    outcome: outcomeOf(facts, method, status),
+    ...(facts.token === undefined ? {} : { token: facts.token }),
+    ...(facts.fields === undefined ? {} : { fields: facts.fields }),
   };
 }
 
@@ -128,12 +125,12 @@ export function requestLine(notes: RequestNotes, method: string, status: number,
  * is put down to the routes of the path the router matched: the one that takes its method (a
  * preflight's: `Access-Control-Request-Method`), else all of them, comma-separated.
  */
-export function routeNameOf(notes: RequestNotes, request: Request): string | null {
-  if (notes.routeName !== undefined) return notes.routeName;
-  const onPath = notes.pathRoutes;
+export function routeNameOf(facts: RequestFacts, request: Request): string | null {
+  if (facts.routeName !== undefined) return facts.routeName;
+  const onPath = facts.pathRoutes;
   if (onPath === undefined) return null;
   const method = request.method === 'OPTIONS' ? (request.headers.get('Access-Control-Request-Method') ?? 'OPTIONS') : request.method === 'HEAD' ? 'GET' : request.method;
-  const taking = onPath.filter(([, r]) => r.methods.includes(method as RouteConfig['methods'][number]));
+  const taking = onPath.filter(([, r]) => r.methods.some((m) => m === method));
   return (taking.length > 0 ? taking : onPath).map(([name]) => name).join(',');
 }
 
@@ -167,12 +164,12 @@ export function fieldPicker(route: RouteConfig): FieldPicker | undefined {
     if (spec === undefined) return [name];
     return (typeof spec === 'string' ? spec : spec.path).split('.');
   };
-  const plan = route.log_fields.map((name) => ({
+  const sources = route.log_fields.map((name) => ({
     name,
     from: params.has(name) ? ('param' as const) : Object.hasOwn(route.query, name) ? ('query' as const) : ('body' as const),
     path: bodyPath(name),
   }));
-  const readsBody = plan.some((p) => p.from === 'body');
+  const readsBody = sources.some((p) => p.from === 'body');
   return (from) => {
     const out: Record<string, unknown> = {};
     let body: unknown;
@@ -183,7 +180,7 @@ export function fieldPicker(route: RouteConfig): FieldPicker | undefined {
         body = undefined;
       }
     }
-    for (const p of plan) {
+    for (const p of sources) {
       const value =
         p.from === 'param' ? from.params[p.name] : p.from === 'query' ? listOrOne(from.query.getAll(p.name)) : p.path.reduce<unknown>((node, key) => (isRecord(node) && Object.hasOwn(node, key) ? node[key] : undefined), body);
       if (value !== undefined) out[p.name] = bounded(value);

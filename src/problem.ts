@@ -10,7 +10,7 @@
  * went through `redact` (redact.ts).
  */
 
-/** Prefix of every problem `type` URI; the slug follows. Documented in the README. */
+/** Prefix of every problem `type` URI; the slug follows. Documented in docs/problems.md. */
 export const PROBLEM_TYPE_PREFIX = 'urn:edge-token-injector:problem:';
 
 /** Every problem type the Worker answers with: its status and its title. */

@@ -6,7 +6,8 @@ import { SELF } from 'cloudflare:test';
 import { ORIGIN } from './fixtures/config';
 import { assertNothingLeaks } from './leak-check';
 import type { ApiBehaviour, Hit, SiteverifyBehaviour, SiteverifyHit, TokenBehaviour } from './standin/upstreams';
-import { ConfigError, parseConfig, type ConfigVars } from '../src/config';
+import { configIssuesOf, loadConfig, parseConfig } from '../src/config/load';
+import { ConfigError, type ConfigVars } from '../src/config/schema';
 
 const CONTROL = 'http://control.standin';
 
@@ -78,6 +79,19 @@ export const post = (path: string, body: unknown, init: RequestInit & { origin?:
 export async function hitsSince(from: number): Promise<{ hits: Hit[]; next: number }> {
   const res = await fetch(`${CONTROL}/hits?from=${from}`);
   return { hits: await res.json(), next: Number(res.headers.get('X-Hits-Total')) };
+}
+
+/**
+ * The issues the running Worker finds in `env` (its config and the secrets and bindings it names):
+ * every broken part's, or the whole config's ([] when every part works).
+ */
+export function loadIssues(env: object): string[] {
+  try {
+    return configIssuesOf(loadConfig(env));
+  } catch (e) {
+    if (e instanceof ConfigError) return e.issues;
+    throw e;
+  }
 }
 
 /** The issues a config is refused with ([] when it is accepted). */

@@ -7,7 +7,8 @@
  * are fetched once and cached per isolate by jose). Neither a token nor a JWT is ever logged.
  */
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import { readAdminToken, type Config } from '../config';
+import type { Config } from '../config/schema';
+import { readAdminToken } from '../config/secrets';
 
 /**
  * How a request proved it may read /status (`admin` token or `access` JWT), or why it did not: a

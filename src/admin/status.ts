@@ -6,11 +6,9 @@
  * in parallel; one that cannot be asked is reported as such, not left out. Times are ISO 8601 and
  * seconds from now, on the same clock the token engine reads.
  */
-import { clock } from '../clock';
-import type { Config } from '../config';
-import type { Env } from '../env';
-import { fingerprintOf, storeStub } from '../token/credential-set';
-import type { CredentialSetStatus } from '../token/store';
+import { clock, secondsUntil } from '../clock';
+import type { CredentialSetStatus } from '../token/store-api';
+import type { Upstream, Wiring } from '../upstream';
 
 /** One scope set's token. */
 export interface ScopeReport {
@@ -62,25 +60,30 @@ export interface StatusReport {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
-const secondsFrom = (now: number, ms: number) => Math.max(0, Math.round((ms - now) / 1000));
+const secondsFrom = (now: number, ms: number) => secondsUntil(ms, now);
 
-/** The report for `upstreams` (all configured ones by default). */
-export async function statusReport(env: Env, config: Config, upstreams: string[] = Object.keys(config.upstreams)): Promise<StatusReport> {
-  const sets = await Promise.all(upstreams.map((name) => credentialSetReport(env, name)));
+/** The report for `upstreams` (all configured ones by default, broken ones too). */
+export async function statusReport(wiring: Wiring, upstreams: string[] = [...Object.keys(wiring.config.upstreams), ...Object.keys(wiring.config.broken.upstreams)]): Promise<StatusReport> {
+  const sets = await Promise.all(
+    upstreams.map((name) => {
+      const u = wiring.upstreams.get(name);
+      // A broken upstream has no TokenStore to ask: its keys (never values) say why.
+      return u === undefined ? { upstream: name, credential_set: '', error: `invalid configuration: ${(wiring.config.broken.upstreams[name] ?? []).join('; ')}` } : credentialSetReport(u);
+    }),
+  );
   return { generated_at: iso(clock.now()), credential_sets: sets };
 }
 
-async function credentialSetReport(env: Env, upstream: string): Promise<CredentialSetReport> {
-  const fp = await fingerprintOf(env, upstream);
-  const head = { upstream, credential_set: fp.slice(0, 8) };
-  let s: Awaited<ReturnType<ReturnType<typeof storeStub>['status']>>;
+async function credentialSetReport(u: Upstream): Promise<CredentialSetReport> {
+  const head = { upstream: u.name, credential_set: u.fingerprint.slice(0, 8) };
+  let s: CredentialSetStatus | { kind: 'unavailable'; detail: string };
   try {
-    s = await storeStub(env, upstream, fp).status({ upstream, fp, scope: '' });
+    s = await u.store().status(u.ref(''));
   } catch {
     return { ...head, error: 'the token store could not be reached' };
   }
   if (!('scopes' in s)) return { ...head, error: s.detail };
-  return { ...head, ...figures(s as CredentialSetStatus, clock.now()) };
+  return { ...head, ...figures(s, clock.now()) };
 }
 
 /** The store's token-free view as report figures. */

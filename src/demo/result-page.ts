@@ -6,6 +6,7 @@
  * the no-JS flow shows the codes too. Only mounted when `DEMO_PAGES` is set. Everything in the
  * query is attacker-controllable: every value is escaped and the page runs no script at all.
  */
+import { utf8Strict } from '../bytes';
 import { escapeHtml } from '../escape-html';
 import type { Context } from 'hono';
 import { isProblemSlug, PROBLEM_TYPES } from '../problem';
@@ -33,7 +34,7 @@ function decodeResult(param: string | undefined): Suggestion[] | undefined {
   try {
     const b64 = param.replace(/-/g, '+').replace(/_/g, '/');
     const bytes = Uint8Array.from(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0));
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes));
+    value = JSON.parse(utf8Strict(bytes));
   } catch {
     return undefined;
   }

@@ -6,7 +6,7 @@
  * environment of wrangler.toml, which sets `DEMO_TURNSTILE_SITEKEY`.
  */
 import type { Context } from 'hono';
-import type { Config } from '../config';
+import type { Config } from '../config/schema';
 
 export function demoSettings(config: Config): (c: Context) => Response {
   const body = JSON.stringify({ turnstile_sitekey: config.demoTurnstileSitekey ?? null });

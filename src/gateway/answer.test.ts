@@ -4,9 +4,9 @@
  * gets and that the Worker's memory stays bounded whatever the answer's size.
  */
 import { describe, expect, it } from 'vitest';
-import { routeSchema } from '../config';
+import { routeSchema } from '../config/schema';
 import { ProblemError } from '../problem';
-import { BUFFERED_ANSWER_BYTES, DEFAULT_ANSWER, passBack, readAtMost, type AnswerMeter, type AnswerOptions } from './answer';
+import { BUFFERED_ANSWER_BYTES, DEFAULT_ANSWER, passBack, readAnswerAtMost, type AnswerMeter, type AnswerOptions } from './answer';
 import { queryPolicy } from './request';
 
 const URL_CALLED = new URL('https://api.example/v1/items');
@@ -46,7 +46,7 @@ describe('bounded memory', () => {
       const out = await passBack(res, token, URL_CALLED, { ...DEFAULT_ANSWER, maxAnswerBytes: 256 * 1024 * 1024, meter });
       expect(await drain(out.body!)).toBe(200 * 1024 * 1024);
       expect(meter.decodedBytes).toBe(200 * 1024 * 1024);
-      // What the README promises: at most 64 KiB buffered, plus the piece being decoded.
+      // What docs/configuration.md promises: at most 64 KiB buffered, plus the piece being decoded.
       expect(meter.maxChunkBytes).toBeLessThanOrEqual(64 * 1024);
       expect(meter.maxHeldBytes).toBeLessThanOrEqual(64 * 1024 + meter.maxChunkBytes);
       console.info(JSON.stringify({ gzip_bomb: meter }));
@@ -83,7 +83,7 @@ describe('bounded memory', () => {
     expect(p).toMatchObject({ reason: 'upstream-answer-too-large', status: 502 });
   });
 
-  it('readAtMost stops reading as soon as the limit is passed', async () => {
+  it('readAnswerAtMost stops reading as soon as the limit is passed', async () => {
     let pulled = 0;
     const endless = new ReadableStream<Uint8Array>({
       pull(c) {
@@ -91,9 +91,9 @@ describe('bounded memory', () => {
         c.enqueue(new Uint8Array(1000));
       },
     });
-    expect(await readAtMost(endless, 4096)).toBeUndefined();
+    expect(await readAnswerAtMost(endless, 4096)).toBeUndefined();
     expect(pulled).toBeLessThanOrEqual(6); // 5 pieces pass the limit (and the stream may pull one ahead)
-    expect(await readAtMost(new Response('small').body, 4096)).toEqual(new TextEncoder().encode('small'));
+    expect(await readAnswerAtMost(new Response('small').body, 4096)).toEqual(new TextEncoder().encode('small'));
   });
 });
 

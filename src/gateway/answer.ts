@@ -11,10 +11,10 @@
  * route. Every answer carries a CSP sandbox, so HTML or SVG from the API never runs as a page of
  * the Worker's origin (or, per route, is refused).
  */
-import { concatBytes, readAtMost as readBytesAtMost } from '../bytes';
+import { concatBytes, readAtMost } from '../bytes';
 import { decodedBody } from '../decode';
 import { problem, ProblemError } from '../problem';
-import { asciiIncompatible, parseMediaType } from './media-type';
+import { asciiIncompatible, parseMediaType } from '../media-type';
 import { redactorFor, type RedactingCursor, type Redactor } from '../redact';
 
 /** Response headers the API may pass back to the browser (no Set-Cookie, no auth challenges). */
@@ -29,7 +29,7 @@ export const FORWARDED_RESPONSE_HEADERS = [
   'content-location',
 ] as const;
 
-/** Most decoded bytes of an answer read before the Worker answers the browser (the README promises 64 KiB). */
+/** Most decoded bytes of an answer read before the Worker answers the browser (docs/configuration.md promises 64 KiB). */
 export const BUFFERED_ANSWER_BYTES = 64 * 1024;
 
 /** Served with every API answer: a page the API sends can neither run script nor load anything. */
@@ -263,10 +263,10 @@ async function readNext(reader: ReadableStreamDefaultReader<Uint8Array>): Promis
   }
 }
 
-/** `readAtMost` (bytes.ts) for an API answer: a failed read is the gateway's problem (readFailure). */
-export async function readAtMost(body: ReadableStream<Uint8Array> | null, limit: number): Promise<Uint8Array | undefined> {
+/** `readAtMost` (bytes.ts) for an API answer: a failed read is the gateway's problem (readFailure), not a TypeError. */
+export async function readAnswerAtMost(body: ReadableStream<Uint8Array> | null, limit: number): Promise<Uint8Array | undefined> {
   try {
-    return await readBytesAtMost(body, limit);
+    return await readAtMost(body, limit);
   } catch (e) {
     throw readFailure(e);
   }

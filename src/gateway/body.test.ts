@@ -3,7 +3,7 @@
  * behaviour of `readBody` (what the API would get, or the problem the client gets).
  */
 import { describe, expect, it } from 'vitest';
-import { routeSchema } from '../config';
+import { routeSchema } from '../config/schema';
 import { ProblemError } from '../problem';
 import { readBody, type Submission } from './body';
 

@@ -13,9 +13,10 @@
  * `honeypot` (filled: the submission is a trap, and is read no further) and, on a Turnstile route,
  * the widget's `cf-turnstile-response` (handed to turnstile.ts).
  */
-import { PARSED_TYPES, TURNSTILE_FIELD, type RouteConfig } from '../config';
+import { utf8Strict } from '../bytes';
+import { PARSED_TYPES, TURNSTILE_FIELD, type RouteConfig } from '../config/schema';
 import { problem } from '../problem';
-import { parseMediaType } from './media-type';
+import { parseMediaType } from '../media-type';
 
 type FieldType = 'string' | 'integer' | 'number' | 'boolean';
 
@@ -91,7 +92,7 @@ export async function readBody(request: Request, route: RouteConfig): Promise<Su
 function readJson(bytes: Uint8Array, contentType: string, route: RouteConfig): Submission {
   let value: unknown;
   try {
-    value = JSON.parse(STRICT_UTF8.decode(bytes));
+    value = JSON.parse(utf8Strict(bytes));
   } catch (e) {
     // The parser's message quotes the body; say only where it broke.
     const at = e instanceof SyntaxError ? /position (\d+)/.exec(e.message)?.[1] : undefined;
@@ -185,8 +186,6 @@ async function readForm(request: Request, bytes: Uint8Array, contentType: string
 }
 
 const ENCODER = new TextEncoder();
-/** Refuses bytes that are not UTF-8 (JSON is UTF-8, RFC 8259), rather than replacing them. */
-const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 const utf8 = (value: unknown) => ENCODER.encode(JSON.stringify(value));
 
 /** Fields the route's mapping declares as lists. */

@@ -6,10 +6,10 @@
  * submission and with which status, and for the Worker's own refusals the machine-readable `reason`
  * (a problem slug, never free text). JSON clients never get here.
  */
-import type { RouteConfig } from '../config';
+import type { RouteConfig } from '../config/schema';
 import type { Problem } from '../problem';
 import { base64url } from '../bytes';
-import { readAtMost } from './answer';
+import { readAnswerAtMost } from './answer';
 
 /** A browser navigation (form post) that the route can redirect. `fetch()` sends `Accept: *\/*`. */
 export function wantsHtml(request: Request, route: RouteConfig): boolean {
@@ -29,7 +29,7 @@ export async function htmlAnswer(route: RouteConfig, res: Response, requestId: s
   let result: string | undefined;
   if (ok && route.redirect_result) {
     // Checked while reading: a larger answer is not read to the end to find that out.
-    const bytes = await readAtMost(res.body, MAX_RESULT_BYTES);
+    const bytes = await readAnswerAtMost(res.body, MAX_RESULT_BYTES);
     if (bytes !== undefined) result = base64url(bytes);
   } else {
     void res.body?.cancel();

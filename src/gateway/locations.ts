@@ -6,7 +6,7 @@
  * upstream whose target matches it (a GET route first), with a query that route accepts; a URL no
  * route reaches (another origin, another path) is dropped rather than handed out.
  */
-import { pathParams, type Config, type RouteConfig } from '../config';
+import { pathParams, type Config, type RouteConfig } from '../config/schema';
 import { queryPolicy, type QueryPolicy } from './request';
 
 /** A param as the gateway lets it through (routes.ts checks the same on the way in). */

@@ -4,7 +4,7 @@
  */
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { routeSchema } from '../config';
+import { routeSchema } from '../config/schema';
 import { problemResponse, ProblemError } from '../problem';
 import { originGuard, originPolicy, pageOrigin } from './origin';
 

@@ -9,7 +9,7 @@
  */
 import { cors } from 'hono/cors';
 import type { MiddlewareHandler } from 'hono';
-import { TURNSTILE_HEADER, type RouteConfig } from '../config';
+import { TURNSTILE_HEADER, type RouteConfig } from '../config/schema';
 import { problem } from '../problem';
 import { FORWARDED_REQUEST_HEADERS } from '../headers';
 
@@ -63,11 +63,11 @@ export function originGuard(routes: RouteConfig[]): MiddlewareHandler {
   const methods = [...new Set(routes.flatMap((r) => r.methods))];
   const anyRoute = originPolicy(routes);
   const byMethod = new Map<string, OriginPolicy>(methods.map((m) => [m, originPolicy(routes.filter((r) => r.methods.includes(m)))]));
-  const policyFor = (method: string) => byMethod.get(method === 'HEAD' ? 'GET' : method) ?? anyRoute;
+  const allowsFor = (method: string) => byMethod.get(method === 'HEAD' ? 'GET' : method) ?? anyRoute;
   const corsHeaders = cors({
     origin: (origin) => (origin !== '' && anyRoute(origin, '') ? origin : null),
     // A preflight learns only the methods its origin may use.
-    allowMethods: (origin) => methods.filter((m) => policyFor(m)(origin, '')),
+    allowMethods: (origin) => methods.filter((m) => allowsFor(m)(origin, '')),
     // A Turnstile route also takes the widget's token as a header (fetch clients).
     allowHeaders: routes.some((r) => r.turnstile !== undefined) ? [...ALLOWED_REQUEST_HEADERS, TURNSTILE_HEADER] : ALLOWED_REQUEST_HEADERS,
     exposeHeaders: EXPOSED_RESPONSE_HEADERS,
@@ -77,7 +77,7 @@ export function originGuard(routes: RouteConfig[]): MiddlewareHandler {
     const origin = pageOrigin(c.req.raw);
     const selfOrigin = new URL(c.req.url).origin;
     const method = c.req.method === 'OPTIONS' ? (c.req.header('Access-Control-Request-Method') ?? 'OPTIONS') : c.req.method;
-    const allows = policyFor(method);
+    const allows = allowsFor(method);
     const sameOriginFetch = origin === null && c.req.header('Sec-Fetch-Site') === 'same-origin';
     if (origin === null ? !(sameOriginFetch && allows(null, selfOrigin)) : !allows(origin, selfOrigin)) {
       throw problem(

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { describe, expect, it, vi } from 'vitest';
 import { ProblemError, problemResponse } from '../problem';
 import { rateLimit } from './rate-limit';
-import type { GatewayEnv } from './routes';
+import type { GatewayEnv } from './context';
 
 function app(limiter: { limit(o: { key: string }): Promise<{ success: boolean }> }, period: 10 | 60 = 60) {
   const a = new Hono<GatewayEnv>();
@@ -11,12 +11,12 @@ function app(limiter: { limit(o: { key: string }): Promise<{ success: boolean }>
     c.set('requestId', 'req-1');
     await next();
   });
-  a.post('/r', rateLimit('route_a', { binding: 'LIMIT', period }), (c) => c.text('passed'));
+  a.post('/r', rateLimit('route_a', { binding: 'LIMIT', period }, { LIMIT: limiter }), (c) => c.text('passed'));
   a.onError((err, c) => {
     if (!(err instanceof ProblemError)) return c.text('bug', 500);
     return problemResponse(err.problem, c.get('requestId'));
   });
-  return (headers: Record<string, string> = {}) => a.request('/r', { method: 'POST', headers }, { LIMIT: limiter } as unknown as GatewayEnv['Bindings']);
+  return (headers: Record<string, string> = {}) => a.request('/r', { method: 'POST', headers });
 }
 
 describe('rateLimit', () => {

@@ -10,13 +10,14 @@
  * binding counts in, so waiting that long always reaches a fresh one.
  */
 import type { Context } from 'hono';
-import type { RouteConfig } from '../config';
+import type { RouteConfig } from '../config/schema';
+import { bindingIn } from '../config/secrets';
 import { logEvent } from '../log';
 import { problem } from '../problem';
 import { clientKey } from './client-address';
-import type { GatewayEnv } from './routes';
+import type { GatewayEnv } from './context';
 
-/** The rate limit of a route, as config.ts reads it. */
+/** The rate limit of a route, as config/schema.ts reads it. */
 export type RateLimitSpec = NonNullable<RouteConfig['rate_limit']>;
 
 /** The rate-limit key of a request to route `routeName`. */
@@ -24,12 +25,12 @@ export function rateLimitKey(routeName: string, headers: Headers): string {
   return `${routeName}|${clientKey(headers)}`;
 }
 
-/** Middleware refusing a client over the route's limit with 429 + Retry-After. */
-export function rateLimit(routeName: string, spec: RateLimitSpec): (c: Context<GatewayEnv>, next: () => Promise<void>) => Promise<void> {
+/** Middleware refusing a client over the route's limit with 429 + Retry-After; its binding is read from `env` once. */
+export function rateLimit(routeName: string, spec: RateLimitSpec, env: object): (c: Context<GatewayEnv>, next: () => Promise<void>) => Promise<void> {
   const detail = `too many requests to this route from your address; try again in ${spec.period} s`;
+  // Checked at start (config/secrets.ts): a route whose binding is missing is broken, not here.
+  const limiter = bindingIn(env, spec.binding, 'ratelimit')!;
   return async (c, next) => {
-    // Checked at start (config.ts): the binding exists and has `limit`.
-    const limiter = (c.env as unknown as Record<string, RateLimit>)[spec.binding]!;
     let allowed: boolean;
     try {
       allowed = (await limiter.limit({ key: rateLimitKey(routeName, c.req.raw.headers) })).success !== false;

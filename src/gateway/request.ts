@@ -7,7 +7,7 @@
  * Content-Type, and the encodings the Worker can decode. Body: body.ts. The token is added by
  * `sendApiCall` at the last moment, so a built call can be sent twice (a retry) with another token.
  */
-import { compilePattern, type RouteConfig, type UpstreamConfig } from '../config';
+import { compilePattern, type RouteConfig, type UpstreamConfig } from '../config/schema';
 import { ACCEPT_ENCODING } from '../decode';
 import { EgressRefused, type Egress } from '../egress';
 import { FORWARDED_REQUEST_HEADERS } from '../headers';
@@ -87,7 +87,7 @@ export function queryPolicy(route: RouteConfig): QueryPolicy {
 }
 
 /** What `buildApiCall` needs besides the request. */
-export interface CallPlan {
+export interface CallInputs {
   route: RouteConfig;
   upstream: UpstreamConfig;
   query: QueryPolicy;
@@ -101,16 +101,16 @@ export interface CallPlan {
 export type PreparedCall = { trapped: true } | { trapped: false; call: ApiCall; turnstileField?: string };
 
 /** The API call for `request`. Throws `ProblemError` for a query or body the route does not take. */
-export async function buildApiCall(request: Request, plan: CallPlan): Promise<PreparedCall> {
+export async function buildApiCall(request: Request, inputs: CallInputs): Promise<PreparedCall> {
   const q = request.url.indexOf('?');
-  const search = plan.query(q === -1 ? '' : request.url.slice(q).split('#')[0]!);
-  const { body, trapped, turnstileField } = await readBody(request, plan.route);
+  const search = inputs.query(q === -1 ? '' : request.url.slice(q).split('#')[0]!);
+  const { body, trapped, turnstileField } = await readBody(request, inputs.route);
   if (trapped) return { trapped };
   const headers = forwardedRequestHeaders(request.headers);
   headers.set('Accept-Encoding', ACCEPT_ENCODING);
   if (body !== undefined) headers.set('Content-Type', body.contentType);
-  if (plan.html) headers.set('Accept', 'application/json');
-  const call = { method: request.method, url: apiUrl(plan.upstream, plan.target, search), headers, ...(body === undefined ? {} : { body: body.bytes }) };
+  if (inputs.html) headers.set('Accept', 'application/json');
+  const call = { method: request.method, url: apiUrl(inputs.upstream, inputs.target, search), headers, ...(body === undefined ? {} : { body: body.bytes }) };
   return { trapped, call, ...(turnstileField === undefined ? {} : { turnstileField }) };
 }
 

@@ -12,12 +12,14 @@
  */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { Config, RouteConfig } from '../config';
-import { scopeKey } from '../config';
-import { problem, type ProblemError } from '../problem';
+import { ConfigError, type Config, type RouteConfig } from '../config/schema';
+import { secretIn } from '../config/secrets';
 import type { Env } from '../env';
-import { fieldPicker, logEvent, type FieldPicker, type RequestNotes } from '../log';
+import { fieldPicker, logEvent, type FieldPicker } from '../log';
+import { problem, type ProblemError } from '../problem';
+import type { Upstream, Wiring } from '../upstream';
 import { ANSWER_HEADERS, type AnswerOptions } from './answer';
+import type { GatewayEnv } from './context';
 import { forward } from './forward';
 import { htmlAccepted, htmlAnswer, htmlProblem, wantsHtml } from './html';
 import { locationRewriter, SAFE_PARAM } from './locations';
@@ -26,26 +28,19 @@ import { rateLimit } from './rate-limit';
 import { buildApiCall, queryPolicy, type QueryPolicy } from './request';
 import { turnstileCheck, type TurnstileCheck } from './turnstile';
 
-export interface GatewayVariables {
-  requestId: string;
-  /** The route that matched, once known (the HTML flow needs it for errors too). */
-  route?: RouteConfig;
-  /** This request's log line, filled as the request goes (log.ts). */
-  log?: RequestNotes;
-}
-
-export type GatewayEnv = { Bindings: Env; Variables: GatewayVariables };
-
 /** Raw paths that try to smuggle separators or dot segments past the router. */
 const UNSAFE_RAW_PATH = /%2f|%2e|%5c|%00|\\|[\x00-\x1f\x7f]/i;
 
 /** Everything about a route that does not depend on the request, decided at registration. */
-interface RoutePlan {
+interface RouteSetup {
   /** The route's key in ROUTES (logs, rate-limit keys). */
   name: string;
   route: RouteConfig;
+  upstream: Upstream;
+  /** The normalised scope set its token is for. */
+  scope: string;
   query: QueryPolicy;
-  turnstile: TurnstileCheck | undefined;
+  turnstile: { check: TurnstileCheck; secret: string } | undefined;
   answer: Omit<AnswerOptions, 'rewriteLocation'>;
   rewrite: ReturnType<typeof locationRewriter>;
   /** Reads the route's `log_fields` for the request line; undefined when it logs none. */
@@ -55,7 +50,7 @@ interface RoutePlan {
 /**
  * Paths in the order they must be registered: where two paths match one request (a specific
  * segment and a param in its place), the specific one first, so it answers for itself.
- * (config.ts refuses such pairs unless their methods and origins agree.)
+ * (config/load.ts refuses such pairs unless their methods and origins agree.)
  */
 function bySpecificity(a: string, b: string): number {
   const sa = a.split('/');
@@ -68,8 +63,12 @@ function bySpecificity(a: string, b: string): number {
   return 0;
 }
 
-/** Register every configured route on `app`. */
-export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
+/**
+ * Register every configured route on `app`. A broken route (config/load.ts) whose path can be read
+ * answers there with the anonymous invalid-configuration 500, its keys named in the log.
+ */
+export function registerRoutes(app: Hono<GatewayEnv>, wiring: Wiring, env: Env): void {
+  const { config } = wiring;
   const byPath = new Map<string, Array<[string, RouteConfig]>>();
   for (const [name, route] of Object.entries(config.routes)) byPath.set(route.path, [...(byPath.get(route.path) ?? []), [name, route]]);
   const rewriters = new Map(Object.keys(config.upstreams).map((u) => [u, locationRewriter(config, u)]));
@@ -86,24 +85,41 @@ export function registerRoutes(app: Hono<GatewayEnv>, config: Config): void {
           throw problem('body-too-large', `this route takes at most ${route.max_body_bytes} bytes`);
         },
       });
-      const plan: RoutePlan = {
+      const upstream = wiring.upstreams.get(route.upstream)!;
+      const check = turnstileCheck(route);
+      const setup: RouteSetup = {
         name,
         route,
+        upstream,
+        scope: upstream.scopeOf(route.scope),
         query: queryPolicy(route),
-        turnstile: turnstileCheck(route),
+        // The secret is checked at start (config/secrets.ts): a route without it is broken, not here.
+        turnstile: check === undefined ? undefined : { check, secret: secretIn(env, route.turnstile!.secret_from)! },
         answer: { maxAnswerBytes: route.max_answer_bytes, activeContent: route.active_content },
         rewrite: rewriters.get(route.upstream)!,
         fields: fieldPicker(route),
       };
       // The rate limit before the body limit: that one reads a body sent without Content-Length.
-      const perClient = route.rate_limit === undefined ? unlimited : rateLimit(name, route.rate_limit);
-      app.on(route.methods, path, selectRoute(name, route), perClient, limit, (c) => handle(c, config, plan));
+      const perClient = route.rate_limit === undefined ? unlimited : rateLimit(name, route.rate_limit, env);
+      app.on(route.methods, path, selectRoute(name, route), perClient, limit, (c) => handle(c, setup));
     }
     // Hono answers HEAD with a route's GET handler, so a GET route takes HEAD too.
     const methods = routes.flatMap((r) => r.methods);
     const allow = [...new Set([...methods, ...(methods.includes('GET') ? ['HEAD'] : []), 'OPTIONS'])].join(', ');
     app.all(path, () => {
       throw problem('method-not-allowed', `this route accepts ${allow}`, { headers: { Allow: allow } });
+    });
+  }
+  registerBrokenRoutes(app, config);
+}
+
+/** A broken route answers on its path with the anonymous 500 (index.ts); the log names its keys. */
+function registerBrokenRoutes(app: Hono<GatewayEnv>, config: Config): void {
+  for (const [name, broken] of Object.entries(config.broken.routes)) {
+    if (broken.path === undefined) continue;
+    app.on(broken.methods ?? ['POST'], broken.path, (c) => {
+      c.set('routeName', name);
+      throw new ConfigError([...broken.issues]);
     });
   }
 }
@@ -120,8 +136,7 @@ const unlimited = async (_c: Context<GatewayEnv>, next: () => Promise<void>) => 
 
 const selectRoute = (name: string, route: RouteConfig) => async (c: Context<GatewayEnv>, next: () => Promise<void>) => {
   c.set('route', route);
-  const notes = c.get('log');
-  if (notes !== undefined) notes.routeName = name;
+  c.set('routeName', name);
   await next();
 };
 
@@ -131,14 +146,12 @@ const selectRoute = (name: string, route: RouteConfig) => async (c: Context<Gate
  * router tries them, so the first to run names the path.
  */
 const notePath = (named: Array<[string, RouteConfig]>) => async (c: Context<GatewayEnv>, next: () => Promise<void>) => {
-  const notes = c.get('log');
-  if (notes !== undefined) notes.pathRoutes ??= named;
+  if (c.get('pathRoutes') === undefined) c.set('pathRoutes', named);
   await next();
 };
 
-async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): Promise<Response> {
-  const { route } = plan;
-  const upstream = config.upstreams[route.upstream]!;
+async function handle(c: Context<GatewayEnv>, setup: RouteSetup): Promise<Response> {
+  const { route, upstream } = setup;
   const params = c.req.param() as Record<string, string>;
   for (const [name, value] of Object.entries(params)) {
     if (!SAFE_PARAM.test(value)) throw problem('not-found', `"${name}" must be a plain path segment (letters, digits, . _ ~ -)`);
@@ -146,40 +159,34 @@ async function handle(c: Context<GatewayEnv>, config: Config, plan: RoutePlan): 
   const target = route.target.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ''));
   // A browser form asks for HTML; the API is asked for what it speaks, and the page gets a 303.
   const html = wantsHtml(c.req.raw, route);
-  const prepared = await buildApiCall(c.req.raw, { route, upstream, query: plan.query, target, html });
-  const notes = c.get('log');
+  const prepared = await buildApiCall(c.req.raw, { route, upstream: upstream.settings, query: setup.query, target, html });
   if (prepared.trapped) {
     // Counted by the request line (outcome `honeypot`), never the field's value; the answer is the
     // one a success would get.
-    if (notes !== undefined) notes.outcome = 'honeypot';
+    c.set('outcome', 'honeypot');
     return html ? htmlAccepted(route, c.get('requestId')) : honeypotAnswer();
   }
-  if (plan.turnstile !== undefined) {
+  if (setup.turnstile !== undefined) {
     // A refusal is the request line's outcome (its problem slug); siteverify's error codes get a line of their own.
-    const log = (event: string, fields: Record<string, unknown>) => logEvent(event, { request_id: c.get('requestId'), route: plan.name, ...fields });
-    await plan.turnstile({ headers: c.req.raw.headers, field: prepared.turnstileField, secret: secretOf(c.env, route), log });
+    const log = (event: string, fields: Record<string, unknown>) => logEvent(event, { request_id: c.get('requestId'), route: setup.name, ...fields });
+    await setup.turnstile.check({ headers: c.req.raw.headers, field: prepared.turnstileField, secret: setup.turnstile.secret, log });
   }
   const { call } = prepared;
-  if (notes !== undefined && plan.fields !== undefined) {
-    notes.fields = plan.fields({ params, query: call.url.searchParams, ...(call.body === undefined ? {} : { body: call.body }), contentType: call.headers.get('Content-Type') });
+  if (setup.fields !== undefined) {
+    c.set('fields', setup.fields({ params, query: call.url.searchParams, ...(call.body === undefined ? {} : { body: call.body }), contentType: call.headers.get('Content-Type') }));
   }
-  const res = await forward(
+  const forwarded = await forward(
     {
-      env: c.env,
-      key: { upstream: route.upstream, scope: scopeKey(route.scope ?? upstream.scope) },
       upstream,
+      scope: setup.scope,
       waitUntil: (p) => c.executionCtx.waitUntil(p),
-      answer: { ...plan.answer, rewriteLocation: (url) => plan.rewrite(url, new URL(c.req.url).origin) },
-      ...(notes === undefined ? {} : { notes }),
+      answer: { ...setup.answer, rewriteLocation: (url) => setup.rewrite(url, new URL(c.req.url).origin) },
     },
     call,
   );
-  return html ? htmlAnswer(route, res, c.get('requestId')) : res;
-}
-
-/** The Turnstile secret of a route (checked at start to be set: config.ts). */
-function secretOf(env: Env, route: RouteConfig): string {
-  return (env as unknown as Record<string, string>)[route.turnstile!.secret_from]!;
+  c.set('trace', forwarded.trace);
+  if (!forwarded.ok) throw forwarded.problem;
+  return html ? htmlAnswer(route, forwarded.response, c.get('requestId')) : forwarded.response;
 }
 
 /**

@@ -6,6 +6,7 @@
  * that redirects or is not there, an invalid token answer, a token the API rejects); 500 for an
  * invalid config (whose key names go to the log, not to the caller).
  */
+import { secondsUntil } from '../clock';
 import { problem, type ProblemError, type ProblemSlug } from '../problem';
 import type { TokenKept, TokenUnavailable, UnavailableReason } from '../token/outcome';
 
@@ -23,7 +24,7 @@ const SLUGS: Record<UnavailableReason, ProblemSlug> = {
 
 /** Seconds until `at`, at least 1 (a Retry-After of 0 invites a busy loop). */
 function retryAfter(at: number | undefined, now: number): { retryAfter: number } | Record<string, never> {
-  return at === undefined ? {} : { retryAfter: Math.max(1, Math.ceil((at - now) / 1000)) };
+  return at === undefined ? {} : { retryAfter: secondsUntil(at, now, 1) };
 }
 
 /** No token can be had. */

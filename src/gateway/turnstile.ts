@@ -13,9 +13,10 @@
  *
  * Neither the token nor the secret is ever logged or put in an answer.
  */
-import { TURNSTILE_FIELD, TURNSTILE_HEADER, type RouteConfig } from '../config';
+import { clock } from '../clock';
+import { TURNSTILE_FIELD, TURNSTILE_HEADER, type RouteConfig } from '../config/schema';
 import { problem, type ProblemError } from '../problem';
-import { readAtMost, sha256Hex } from '../bytes';
+import { readAtMost, sha256Hex, utf8Strict } from '../bytes';
 import { ACCEPT_ENCODING, CodingError, decodedBody } from '../decode';
 import { clientAddress } from './client-address';
 
@@ -64,7 +65,7 @@ type Verdict = { kind: 'answer'; answer: SiteverifyAnswer } | { kind: 'unavailab
 export function turnstileCheck(route: RouteConfig): TurnstileCheck | undefined {
   const t = route.turnstile;
   if (t === undefined) return undefined;
-  // config.ts refuses allow_any_origin without hostnames, so this list is never empty.
+  // config/schema.ts refuses allow_any_origin without hostnames, so this list is never empty.
   const hostnames = new Set(t.hostnames ?? route.allowed_origins.map((o) => new URL(o).hostname.toLowerCase()));
   return async ({ headers, field, secret, log }) => {
     const refuse = (why: string, detail: string, extra: Record<string, unknown> = {}): ProblemError => {
@@ -82,7 +83,7 @@ export function turnstileCheck(route: RouteConfig): TurnstileCheck | undefined {
     if (token.length > MAX_TOKEN_LENGTH || !/^[\x21-\x7e]+$/.test(token)) throw refuse('malformed', 'the Turnstile token is not one (too long, or characters a token never has)');
 
     const fp = await sha256Hex(token);
-    if (!remember(fp)) throw refuse('replayed', 'this Turnstile token was already used: complete the check again');
+    if (!markUsed(fp)) throw refuse('replayed', 'this Turnstile token was already used: complete the check again');
     const verdict = await siteverify(secret, token, clientAddress(headers), t.timeout_ms);
     if (verdict.kind === 'unavailable') {
       forget(fp); // not verified: the same token may be tried again
@@ -119,6 +120,7 @@ async function siteverify(secret: string, token: string, remoteip: string | unde
   const form = new URLSearchParams({ secret, response: token, idempotency_key: crypto.randomUUID() });
   if (remoteip !== undefined) form.set('remoteip', remoteip);
   const body = form.toString();
+  // Real elapsed time (not the injectable clock): this bounds how long a visitor waits.
   const deadline = Date.now() + timeoutMs;
   let cause = 'timeout';
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -161,7 +163,7 @@ async function siteverify(secret: string, token: string, remoteip: string | unde
 function readAnswer(bytes: Uint8Array): SiteverifyAnswer | undefined {
   let v: unknown;
   try {
-    v = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes));
+    v = JSON.parse(utf8Strict(bytes));
   } catch {
     return undefined;
   }
@@ -183,9 +185,9 @@ function readAnswer(bytes: Uint8Array): SiteverifyAnswer | undefined {
 /** SHA-256 of a token → when it can no longer be valid anyway. Only hashes are kept. */
 const seen = new Map<string, number>();
 
-/** Record a token as used; false when it already was (within its lifetime). */
-function remember(fp: string): boolean {
-  const now = Date.now();
+/** Record a token as used; false when it already was (within its lifetime, on the injectable clock). */
+function markUsed(fp: string): boolean {
+  const now = clock.now();
   const until = seen.get(fp);
   if (until !== undefined && until > now) return false;
   seen.delete(fp);

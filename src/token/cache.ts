@@ -2,34 +2,31 @@
  * @module Isolate token cache: reuse a token without a round trip to its TokenStore.
  *
  * A warm request makes no Durable Object call: the token is served from this isolate's memory until
- * the store's `refreshAt`, and never at or after its `usableUntil`. While the store has said "no
+ * the lease's `refreshAt`, and never at or after its `usableUntil`. While the store has said "no
  * token before T", or "the API's rejections are ignored until T", that answer is repeated here too
  * (for at most 30 s, in case clocks disagree). Concurrent misses in one isolate share one store call.
  * When the store cannot be reached, a token in hand is used until it stops being usable, and the
  * failure is logged. Accepted uses are reported to the store once per token, and for sliding tokens
- * every quarter lifetime, so a busy sliding token stays alive everywhere.
+ * as often as the lease says, so a busy sliding token stays alive everywhere; how a use extends a
+ * sliding lease is the policy's rule (`leaseAfterUse`), not this module's.
  */
 import { clock } from '../clock';
-import { loadConfig, type Config } from '../config';
-import type { Env } from '../env';
-import { logEvent, type TokenSource } from '../log';
-import { fingerprintOf, storeName, storeStub, type StoreRef } from './credential-set';
-import type { RejectionOutcome, TokenKept, TokenLease, TokenOutcome, TokenUnavailable } from './outcome';
-
-/** Which token a request needs: an upstream (credential set) and a normalised scope set. */
-export interface TokenRef {
-  upstream: string;
-  scope: string;
-}
+import { logEvent } from '../log';
+import type { Upstream } from '../upstream';
+import type { RejectionOutcome, TokenKept, TokenLease, TokenOutcome, TokenSource, TokenUnavailable } from './outcome';
+import { leaseAfterUse } from './policy';
+import type { StoreRef } from './store-api';
 
 /** Schedules work after the response (ExecutionContext.waitUntil). */
 export type WaitUntil = (promise: Promise<unknown>) => void;
 
-interface Entry {
+/** What this isolate holds for one credential set and scope set. */
+interface Held {
   lease: TokenLease;
-  sref: StoreRef;
-  /** Its key in `entries` (a later token for the same ref replaces it there). */
-  k: string;
+  upstream: Upstream;
+  ref: StoreRef;
+  /** Its key in `held` (a later token for the same ref replaces it there). */
+  key: string;
   /** Whether this isolate has told the store the token works, and when it last reported a use. */
   acceptReported: boolean;
   lastReportedAt: number;
@@ -37,158 +34,143 @@ interface Entry {
   kept?: { outcome: TokenKept; until: number };
 }
 
-const entries = new Map<string, Entry>();
-/** The entry a handed-out lease belongs to: reporting a use needs no lookup by key. */
-const owners = new WeakMap<TokenLease, Entry>();
+const held = new Map<string, Held>();
+/** What a handed-out lease belongs to: reporting a use needs no lookup by key. */
+const holderOf = new WeakMap<TokenLease, Held>();
 const pending = new Map<string, Promise<TokenOutcome | RejectionOutcome>>();
 const refusals = new Map<string, { outcome: TokenUnavailable; until: number }>();
 
 /** Longest a negative answer of the store is repeated here without asking it again. */
-const MAX_NEGATIVE_MS = 30_000;
+export const MAX_NEGATIVE_MS = 30_000;
 /** With the store unreachable and a token in hand, ask the store again this often. */
 const STORE_RETRY_MS = 1_000;
 
-/** A ref resolved once per config: the store's ref (with the credential set's fingerprint) and the cache key. */
-interface Resolved {
-  sref: StoreRef;
-  k: string;
-}
-const resolved = new WeakMap<Config, Map<string, Promise<Resolved>>>();
+/** The cache key of a credential set's scope set. */
+const keyOf = (ref: StoreRef) => `${ref.upstream}\u0000${ref.fp}\u0000${ref.scope}`;
 
-function resolve(env: Env, ref: TokenRef): Promise<Resolved> {
-  const config = loadConfig(env);
-  let byRef = resolved.get(config);
-  if (byRef === undefined) resolved.set(config, (byRef = new Map()));
-  const id = `${ref.upstream}\u0000${ref.scope}`;
-  let r = byRef.get(id);
-  if (r === undefined) {
-    r = fingerprintOf(env, ref.upstream).then((fp) => ({ sref: { upstream: ref.upstream, scope: ref.scope, fp }, k: `${storeName(ref.upstream, fp)}\u0000${ref.scope}` }));
-    byRef.set(id, r);
-  }
-  return r;
+/** A token for a request, and where it came from (none: a refusal this isolate repeated). */
+export interface TokenAnswer {
+  outcome: TokenOutcome;
+  source?: TokenSource;
 }
 
-/**
- * A token for `ref` that is usable now, or why there is none. Never an expired token. `seen.token`
- * tells the request log whether the token was reused from this isolate or the TokenStore was asked.
- */
-export async function getToken(env: Env, ref: TokenRef, seen?: { token?: TokenSource }): Promise<TokenOutcome> {
-  const { sref, k } = await resolve(env, ref);
+/** A token of `upstream` for `scope` that is usable now, or why there is none. Never an expired token. */
+export async function getToken(upstream: Upstream, scope: string): Promise<TokenAnswer> {
+  const ref = upstream.ref(scope);
+  const key = keyOf(ref);
   const now = clock.now();
-  const e = entries.get(k);
-  if (e !== undefined && now < e.lease.refreshAt && now < e.lease.usableUntil) {
-    if (seen !== undefined) seen.token = 'cached';
-    return e.lease;
-  }
-  const refused = refusals.get(k);
-  if (refused !== undefined && now < refused.until) return refused.outcome;
-  if (seen !== undefined) seen.token = 'store';
+  const mine = held.get(key);
+  if (mine !== undefined && now < mine.lease.refreshAt && now < mine.lease.usableUntil) return { outcome: mine.lease, source: 'cached' };
+  const refused = refusals.get(key);
+  if (refused !== undefined && now < refused.until) return { outcome: refused.outcome };
 
-  const outcome = (await shared(k, sref, () => storeStub(env, sref.upstream, sref.fp).getToken(sref))) as TokenOutcome;
+  const outcome = (await shared(key, ref, () => upstream.store().getToken(ref))) as TokenOutcome;
   const later = clock.now();
-  if (outcome.kind === 'unavailable' && outcome.reason === 'store_unreachable' && e !== undefined && later < e.lease.usableUntil) {
+  if (outcome.kind === 'unavailable' && outcome.reason === 'store_unreachable' && mine !== undefined && later < mine.lease.usableUntil) {
     // The store is down but the token in hand is still good: use it, and ask again soon.
-    e.lease.refreshAt = Math.min(e.lease.usableUntil, later + STORE_RETRY_MS);
-    return e.lease;
+    replaceLease(mine, { ...mine.lease, refreshAt: Math.min(mine.lease.usableUntil, later + STORE_RETRY_MS) });
+    return { outcome: mine.lease, source: 'store' };
   }
-  return remember(k, sref, outcome);
+  return { outcome: hold(upstream, key, ref, outcome), source: 'store' };
 }
 
 /**
  * The API rejected `token`. Returns a token to retry with (a replacement, or the one that already
  * replaced it), or why the token was kept or none can be had. Concurrent reports share one call.
  */
-export async function reportRejected(env: Env, ref: TokenRef, token: string): Promise<RejectionOutcome> {
-  const { sref, k } = await resolve(env, ref);
+export async function reportRejected(upstream: Upstream, scope: string, token: string): Promise<RejectionOutcome> {
+  const ref = upstream.ref(scope);
+  const key = keyOf(ref);
   const now = clock.now();
-  const e = entries.get(k);
-  if (e !== undefined && e.lease.token !== token && now < e.lease.usableUntil) return e.lease;
-  if (e?.lease.token === token && e.kept !== undefined && now < e.kept.until) return e.kept.outcome;
+  const mine = held.get(key);
+  if (mine !== undefined && mine.lease.token !== token && now < mine.lease.usableUntil) return mine.lease;
+  if (mine?.lease.token === token && mine.kept !== undefined && now < mine.kept.until) return mine.kept.outcome;
 
-  const outcome = await shared(`${k}\u0000rejected\u0000${token}`, sref, () => storeStub(env, sref.upstream, sref.fp).reportRejected({ ...sref, token }));
+  const outcome = await shared(`${key}\u0000rejected\u0000${token}`, ref, () => upstream.store().reportRejected({ ...ref, token }));
   if (outcome.kind === 'kept') {
     // Whatever kept it (a spent budget, a cool-down, distrusted rejections) holds until retryAt:
     // repeated here, so a visitor's stream of rejected requests costs no Durable Object call each.
-    const held = entries.get(k);
-    if (held?.lease.token === token && outcome.retryAt !== undefined) held.kept = { outcome, until: Math.min(outcome.retryAt, clock.now() + MAX_NEGATIVE_MS) };
+    const current = held.get(key);
+    if (current?.lease.token === token && outcome.retryAt !== undefined) current.kept = { outcome, until: Math.min(outcome.retryAt, clock.now() + MAX_NEGATIVE_MS) };
     return outcome;
   }
-  return remember(k, sref, outcome);
+  return hold(upstream, key, ref, outcome);
 }
 
 /**
  * A request made with `lease`'s token at `sentAt` was answered without a rejection. A sliding token
- * is extended from that use here at once; the store hears of it once per token (so it knows the
- * token works) and, for sliding tokens, every quarter lifetime.
+ * is extended from that use here at once (`leaseAfterUse`); the store hears of it once per token
+ * (so it knows the token works) and, for sliding tokens, every `slide.reportEveryMs`.
  */
-export function reportUse(env: Env, lease: TokenLease, sentAt: number, waitUntil?: WaitUntil): void {
-  const e = owners.get(lease);
-  if (e === undefined || entries.get(e.k) !== e) return;
-  const l = e.lease;
-  if (l.sliding) {
-    // The upstream extends from when the request arrived, no earlier than when we sent it.
-    const slid = sentAt + l.lifetimeMs - l.skewMs;
-    const until = Math.min(slid, l.hardUsableUntil);
-    if (until > l.usableUntil) {
-      l.usableUntil = until;
-      l.refreshAt = slid < l.hardUsableUntil ? until : l.hardRefreshAt;
-    }
-  }
-  if (e.acceptReported && !(l.sliding && sentAt - e.lastReportedAt >= l.lifetimeMs / 4)) return;
-  e.acceptReported = true;
-  e.lastReportedAt = sentAt;
-  const { sref } = e;
-  const report = storeStub(env, sref.upstream, sref.fp)
-    .reportUse({ ...sref, token: l.token, usedAt: sentAt })
-    .catch((err: unknown) => logStoreFailure(sref, err));
+export function reportUse(lease: TokenLease, sentAt: number, waitUntil?: WaitUntil): void {
+  const h = holderOf.get(lease);
+  if (h === undefined || held.get(h.key) !== h) return;
+  const extended = leaseAfterUse(h.lease, sentAt);
+  if (extended !== undefined) replaceLease(h, extended);
+  const slide = h.lease.slide;
+  if (h.acceptReported && !(slide !== undefined && sentAt - h.lastReportedAt >= slide.reportEveryMs)) return;
+  h.acceptReported = true;
+  h.lastReportedAt = sentAt;
+  const { ref, upstream } = h;
+  const report = upstream
+    .store()
+    .reportUse({ ...ref, token: h.lease.token, usedAt: sentAt })
+    .catch((err: unknown) => logStoreFailure(ref, err));
   if (waitUntil !== undefined) waitUntil(report);
 }
 
 /** Forget every cached token and answer of this isolate (tests, credential rotation). */
 export function clearIsolateCache(): void {
-  entries.clear();
+  held.clear();
   refusals.clear();
 }
 
-function shared(k: string, sref: StoreRef, call: () => Promise<TokenOutcome | RejectionOutcome>): Promise<TokenOutcome | RejectionOutcome> {
-  let p = pending.get(k);
+/** One store call per key at a time in this isolate; a failed call is `store_unreachable`. */
+function shared(key: string, ref: StoreRef, call: () => Promise<TokenOutcome | RejectionOutcome>): Promise<TokenOutcome | RejectionOutcome> {
+  let p = pending.get(key);
   if (p === undefined) {
     p = call().catch((err: unknown): TokenUnavailable => {
-      logStoreFailure(sref, err);
+      logStoreFailure(ref, err);
       return { kind: 'unavailable', reason: 'store_unreachable', detail: 'the token store could not be reached; try again', retryAt: clock.now() + STORE_RETRY_MS };
     });
-    pending.set(k, p);
-    void p.finally(() => pending.delete(k));
+    pending.set(key, p);
+    void p.finally(() => pending.delete(key));
   }
   return p;
 }
 
-function remember<T extends TokenOutcome>(k: string, sref: StoreRef, outcome: T): T | TokenUnavailable {
+/** Keep what the store answered: a lease to reuse, or a refusal to repeat for a while. */
+function hold<T extends TokenOutcome>(upstream: Upstream, key: string, ref: StoreRef, outcome: T): T | TokenUnavailable {
   const now = clock.now();
   if (outcome.kind === 'unavailable') {
     if (outcome.retryAt !== undefined && outcome.retryAt - now > STORE_RETRY_MS) {
-      refusals.set(k, { outcome, until: Math.min(outcome.retryAt, now + MAX_NEGATIVE_MS) });
+      refusals.set(key, { outcome, until: Math.min(outcome.retryAt, now + MAX_NEGATIVE_MS) });
     }
     return outcome;
   }
-  refusals.delete(k);
+  refusals.delete(key);
   if (now >= outcome.usableUntil) {
     return { kind: 'unavailable', reason: 'outage', detail: 'the token store returned a token that is no longer usable', retryAt: now + STORE_RETRY_MS };
   }
-  const prev = entries.get(k);
+  const prev = held.get(key);
   if (prev?.lease.token === outcome.token) {
     // The same token again: keep what this isolate knows of it (reports, a kept answer, its uses).
-    prev.lease.usableUntil = Math.max(prev.lease.usableUntil, outcome.usableUntil);
-    prev.lease.refreshAt = outcome.refreshAt;
+    replaceLease(prev, { ...outcome, usableUntil: Math.max(prev.lease.usableUntil, outcome.usableUntil) });
     return prev.lease as T;
   }
-  const e: Entry = { lease: { ...outcome }, sref, k, acceptReported: false, lastReportedAt: -Infinity };
-  entries.set(k, e);
-  owners.set(e.lease, e);
-  return e.lease as T;
+  const h: Held = { lease: outcome, upstream, ref, key, acceptReported: false, lastReportedAt: -Infinity };
+  held.set(key, h);
+  holderOf.set(outcome, h);
+  return outcome;
+}
+
+/** A holder's lease is now `lease` (leases handed out earlier still find their holder). */
+function replaceLease(h: Held, lease: TokenLease): void {
+  h.lease = lease;
+  holderOf.set(lease, h);
 }
 
 /** The store call failed (overloaded, being reset): logged by name only, never a token. */
-function logStoreFailure(sref: StoreRef, err: unknown): void {
-  logEvent('token_store_unreachable', { upstream: sref.upstream, scope: sref.scope, error: err instanceof Error ? err.name : typeof err }, 'error');
+function logStoreFailure(ref: StoreRef, err: unknown): void {
+  logEvent('token_store_unreachable', { upstream: ref.upstream, scope: ref.scope, error: err instanceof Error ? err.name : typeof err }, 'error');
 }

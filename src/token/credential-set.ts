@@ -10,17 +10,7 @@
  * keeps the current token until its next refresh.
  */
 import { sha256Hex } from '../bytes';
-import { loadConfig, readCredentials, type Config, type UpstreamConfig } from '../config';
-import type { Env } from '../env';
-
-/** Who a TokenStore call is about: the credential set (by name and fingerprint) and the scope set. */
-export interface StoreRef {
-  upstream: string;
-  /** The fingerprint as the caller's config computes it; the store refuses a call when its own differs. */
-  fp: string;
-  /** Normalised scope set (`scopeKey`), '' for none. */
-  scope: string;
-}
+import type { UpstreamConfig } from '../config/schema';
 
 /** The Durable Object name of a credential set. */
 export function storeName(upstream: string, fp: string): string {
@@ -58,32 +48,4 @@ export async function fingerprint(u: UpstreamConfig, clientId: string | undefine
  */
 function egressIdentity(e: UpstreamConfig['egress']): unknown {
   return e.mode === 'origin' ? { mode: e.mode, url: new URL(e.url).origin, ...(e.address === undefined ? {} : { address: e.address }) } : e;
-}
-
-const fingerprints = new WeakMap<Config, Map<string, Promise<string>>>();
-
-/**
- * The fingerprint of `upstream` under this isolate's config (computed once per config). Throws
- * `ConfigError` like `loadConfig`.
- */
-export function fingerprintOf(env: Env, upstream: string): Promise<string> {
-  const config = loadConfig(env);
-  let byName = fingerprints.get(config);
-  if (byName === undefined) fingerprints.set(config, (byName = new Map()));
-  let fp = byName.get(upstream);
-  if (fp === undefined) {
-    const u = config.upstreams[upstream];
-    if (u === undefined) return Promise.reject(new Error(`no upstream named ${upstream}`));
-    const creds = readCredentials(upstream, u, env);
-    fp = fingerprint(u, creds.clientId, creds.username);
-    byName.set(upstream, fp);
-  }
-  return fp;
-}
-
-/** The TokenStore stub of a credential set (created near the token endpoint when a hint is set). */
-export function storeStub(env: Env, upstream: string, fp: string) {
-  // Only the first get() of an Object decides where it lives; the hint is harmless afterwards.
-  const locationHint = loadConfig(env).upstreams[upstream]?.location_hint;
-  return env.TOKEN_STORE.get(env.TOKEN_STORE.idFromName(storeName(upstream, fp)), locationHint === undefined ? {} : { locationHint });
 }

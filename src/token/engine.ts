@@ -7,28 +7,24 @@
  * the TokenStore Durable Object (storage, egress, logs) and the Node-side contract tests (a fake
  * endpoint) run the very same code.
  */
-import { clock } from '../clock';
+import { clock, secondsUntil } from '../clock';
 import type { TokenEvent } from '../log';
 import type { GrantResult } from './grant';
-import type { RejectionOutcome, TokenLease, TokenOutcome, TokenUnavailable } from './outcome';
+import type { RejectionOutcome, TokenOutcome, TokenUnavailable } from './outcome';
 import {
   holdToken,
   isUsable,
   judgeRejection,
-  LIFETIME_SHARE,
+  leaseOf,
   mayRequest,
-  NO_HARD_END,
   recordFailedCycle,
   recordIssued,
   recordSend,
   recordUse,
   refreshAt,
-  skewMs,
   startDistrust,
-  usableUntil,
   type CredentialState,
   type CycleFailure,
-  type HeldToken,
   type Policy,
   type RequestCause,
   type SendGate,
@@ -40,7 +36,7 @@ export interface EngineIO {
   request(scope: string, timeoutMs: number): Promise<GrantResult>;
   /** Persist the state (called after every change; cheap, synchronous). */
   save(): void;
-  /** A structured log line (the README's event table); never a token or credential. */
+  /** A structured log line (docs/operations.md, the event table); never a token or credential. */
   log(event: TokenEvent, scope: string, fields?: Record<string, unknown>): void;
 }
 
@@ -72,7 +68,7 @@ export class TokenEngine {
     const { state: s, policy: p } = this;
     const now = clock.now();
     const cur = s.tokens[scope];
-    if (cur !== undefined && now < refreshAt(cur, p)) return lease(cur, p);
+    if (cur !== undefined && now < refreshAt(cur, p)) return leaseOf(cur, p);
     const running = this.inflight.get(scope);
     if (cur !== undefined && isUsable(cur, p, now)) {
       // Due for a refresh but still good: refresh in the background, hand out the current token.
@@ -81,12 +77,12 @@ export class TokenEngine {
         if (!gate.ok) {
           // The current token stays in use meanwhile; isolates ask again when the gate opens.
           this.blocked(scope, gate, 'expiring', now);
-          return lease(cur, p, gate.at);
+          return leaseOf(cur, p, gate.at);
         }
         // Nobody waits for it: a failure (storage) is logged, and the next caller tries again.
         this.refresh(scope, 'expiring').catch((e: unknown) => this.io.log('token_refresh_crashed', scope, { error: e instanceof Error ? e.name : typeof e }));
       }
-      return lease(cur, p, now + BACKGROUND_RECHECK_MS);
+      return leaseOf(cur, p, now + BACKGROUND_RECHECK_MS);
     }
     if (running !== undefined) return running;
     const cause: RequestCause = cur === undefined ? 'cold' : 'expired';
@@ -135,7 +131,7 @@ export class TokenEngine {
         const gate = mayRequest(s, p, clock.now(), 'rejected');
         this.io.save();
         if (!gate.ok) {
-          this.io.log('token_rejected_by_api', scope, { action: 'keep', because: gate.reason, retry_in_s: seconds(gate.at - now) });
+          this.io.log('token_rejected_by_api', scope, { action: 'keep', because: gate.reason, retry_in_s: secondsUntil(gate.at, now) });
           return { kind: 'kept', why: gate.reason, detail: `no replacement can be had now: ${gate.detail}`, retryAt: gate.at };
         }
         this.io.log('token_rejected_by_api', scope, { action: 'replace' });
@@ -198,7 +194,7 @@ export class TokenEngine {
         // The rejected token is gone only now: until its replacement was stored, it stayed in use.
         if (cause === 'rejected') io.log('token_invalidated', scope);
         io.log(cause === 'expiring' ? 'token_refreshed' : 'token_fetched', scope, { attempt, cause, lifetime_s: Math.round(held.lifetimeMs / 1000) });
-        return lease(held, p);
+        return leaseOf(held, p);
       }
       io.save();
       failure = result.failure;
@@ -213,34 +209,16 @@ export class TokenEngine {
     recordFailedCycle(s, p, failure, clock.now());
     io.save();
     const block = s.block!;
-    io.log('token_cooldown_started', scope, { reason: block.reason, cooldown_s: seconds(block.until - clock.now()) });
+    io.log('token_cooldown_started', scope, { reason: block.reason, cooldown_s: secondsUntil(block.until, clock.now()) });
     return { kind: 'unavailable', reason: block.reason, detail: block.detail, retryAt: block.until };
   }
 
   /** A token request for `cause` was not sent: the budget is spent, or a cool-down is on. */
   private blocked(scope: string, gate: Extract<SendGate, { ok: false }>, cause: RequestCause, now: number): void {
-    const retry_in_s = seconds(gate.at - now);
+    const retry_in_s = secondsUntil(gate.at, now);
     if (gate.reason === 'budget') this.io.log('token_budget_blocked', scope, { cause, retry_in_s });
     else this.io.log('token_cooldown_blocked', scope, { cause, reason: gate.reason, retry_in_s });
   }
-}
-
-/** What an isolate may do with a held token. `recheckAt` brings the isolate back sooner. */
-export function lease(t: HeldToken, p: Policy, recheckAt?: number): TokenLease {
-  const until = usableUntil(t, p);
-  const skew = skewMs(t.lifetimeMs);
-  const hard = t.expiresAt === NO_HARD_END ? NO_HARD_END : t.expiresAt - skew;
-  return {
-    kind: 'token',
-    token: t.token,
-    usableUntil: until,
-    refreshAt: Math.min(recheckAt ?? refreshAt(t, p), until),
-    sliding: p.sliding,
-    lifetimeMs: t.lifetimeMs,
-    skewMs: skew,
-    hardUsableUntil: hard,
-    hardRefreshAt: hard === NO_HARD_END ? NO_HARD_END : hard - Math.min(p.refreshMarginMs, t.lifetimeMs / LIFETIME_SHARE),
-  };
 }
 
 function unavailable(gate: Extract<SendGate, { ok: false }>): TokenUnavailable {
@@ -256,6 +234,3 @@ function ignored(until: number): RejectionOutcome {
   };
 }
 
-function seconds(ms: number): number {
-  return Math.max(0, Math.ceil(ms / 1000));
-}

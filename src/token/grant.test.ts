@@ -4,7 +4,7 @@
  * what cannot be decoded is a failure of the right kind, never a token.
  */
 import { describe, expect, it } from 'vitest';
-import { upstreamSchema } from '../config';
+import { upstreamSchema } from '../config/schema';
 import { buildTokenRequest, MAX_TOKEN_ANSWER_BYTES, readTokenResponse } from './grant';
 
 const u = upstreamSchema.parse({ api_origin: 'https://api.example', token_url: 'https://auth.example/token', client_id: 'c', client_secret_from: 'S' });

@@ -9,10 +9,13 @@
  * client secret to another host).
  */
 import { decodeJwt } from 'jose';
+import { secondsUntil } from '../clock';
 import { base64, readAtMost } from '../bytes';
+import type { UpstreamConfig } from '../config/schema';
+import type { Credentials } from '../config/secrets';
 import { ACCEPT_ENCODING, CodingError, decodedBody } from '../decode';
-import type { Credentials, UpstreamConfig } from '../config';
 // Shorter tokens are refused at issue: a token that short could not be cut out of what the API echoes.
+import { parseMediaType } from '../media-type';
 import { MIN_TOKEN_LENGTH } from '../redact';
 import type { AnsweredLifetime, CycleFailure } from './policy';
 
@@ -213,8 +216,8 @@ function registeredCode(e: string): string | undefined {
 
 /** A content type's media type when it is an ordinary one, else a neutral word (it may quote anything). */
 function mediaTypeName(contentType: string | null): string {
-  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type === '') return 'no content type';
+  if (contentType === null || contentType.trim() === '') return 'no content type';
+  const type = parseMediaType(contentType)?.essence ?? '';
   return /^(text|application)\/(html|plain|xml|json|xhtml\+xml|problem\+json|octet-stream)$/.test(type) ? type : 'another content type';
 }
 
@@ -223,5 +226,5 @@ export function parseRetryAfter(v: string | null, now = Date.now()): number | un
   if (v === null) return undefined;
   if (/^\d+$/.test(v.trim())) return Number(v.trim());
   const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+  return Number.isNaN(at) ? undefined : secondsUntil(at, now);
 }

@@ -5,22 +5,27 @@
  * credential; only a lease carries the token, and only for injection.
  */
 
-/** A token that may be injected now, and until when. */
+/**
+ * A token that may be injected now, and until when (made by `leaseOf` in policy.ts, extended only by
+ * `leaseAfterUse`).
+ */
 export interface TokenLease {
   kind: 'token';
   token: string;
-  /** Never inject after this (expiry minus skew; for a sliding token, as of the last use known). */
+  /** Never inject at or after this (expiry minus skew; for a sliding token, as of the last use known). */
   usableUntil: number;
-  /** Ask the store again after this (refresh-ahead for fixed expiry; = usableUntil when sliding). */
+  /** Ask the store again at this time (refresh-ahead for fixed expiry; = usableUntil when sliding). */
   refreshAt: number;
-  sliding: boolean;
-  /** Sliding tokens: lifetime counted from each use, and the skew the policy applies to it. */
-  lifetimeMs: number;
-  skewMs: number;
-  /** Sliding tokens with a hard end too (a JWT `exp`): never usable past this, whatever the use. */
-  hardUsableUntil: number;
-  /** ...and when to refresh ahead of that hard end. */
-  hardRefreshAt: number;
+  /** A sliding token: how an accepted use extends it (results of the policy, not its inputs). */
+  slide?: {
+    /** A use at `t` makes it usable until `t + byMs`... */
+    byMs: number;
+    /** ...but never past this (a JWT's `exp` minus the skew), and then refreshed ahead at `hardRefreshAt`. */
+    hardUsableUntil: number;
+    hardRefreshAt: number;
+    /** Uses are reported to the store at least this often, so every isolate's uses keep it alive. */
+    reportEveryMs: number;
+  };
 }
 
 /**
@@ -65,3 +70,6 @@ export type TokenOutcome = TokenLease | TokenUnavailable;
 
 /** The answer to "the API rejected this token": a token to retry with, or why there is none. */
 export type RejectionOutcome = TokenLease | TokenUnavailable | TokenKept;
+
+/** Where a request's token came from: this isolate's cache (no Durable Object call), or the TokenStore. */
+export type TokenSource = 'cached' | 'store';

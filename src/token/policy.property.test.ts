@@ -24,11 +24,11 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { setClock } from '../clock';
-import { upstreamSchema } from '../config';
+import { upstreamSchema } from '../config/schema';
 import { TokenEngine } from './engine';
 import type { GrantResult } from './grant';
 import type { RejectionOutcome, TokenOutcome } from './outcome';
-import { emptyState, policyFor } from './policy';
+import { emptyState, policyOf } from './policy';
 
 const START = Date.UTC(2026, 5, 1, 8);
 const SCOPES = ['', 'read'] as const;
@@ -238,7 +238,7 @@ async function run(sc: Scenario, check: 'expiry' | 'budget'): Promise<void> {
     return new Promise((resolve) => setTimeout(() => resolve(answer), timedOut ? timeoutMs : r.arriveMs + r.answerMs));
   };
 
-  const engine = new TokenEngine(emptyState(), policyFor(u), { maxAttempts: u.max_attempts, timeoutMs: u.token_timeout_ms }, { request, save: () => {}, log: () => {} });
+  const engine = new TokenEngine(emptyState(), policyOf(u), { maxAttempts: u.max_attempts, timeoutMs: u.token_timeout_ms }, { request, save: () => {}, log: () => {} });
 
   /** The last token handed out per scope set. */
   const last = new Map<string, Issued>();

@@ -1,11 +1,11 @@
 /**
  * Unit tests of the pure token policy: every rule as a function of state and a time, with inputs
- * built inline. Expected values are the numbers the README and issue 7 promise (10 s skew, 1/20 of
+ * built inline. Expected values are the numbers docs/token-engine.md and issue 7 promise (10 s skew, 1/20 of
  * a short lifetime, 2 s budget slack, backoff 1 s … 60 s, distrust 10 min doubling to 1 h), written
  * out here rather than read from the module's constants, so a changed constant fails a test.
  */
 import { describe, expect, it } from 'vitest';
-import { upstreamSchema } from '../config';
+import { upstreamSchema } from '../config/schema';
 import {
   emptyState,
   holdToken,
@@ -13,7 +13,7 @@ import {
   judgeRejection,
   mayRequest,
   NO_HARD_END,
-  policyFor,
+  policyOf,
   recordFailedCycle,
   recordIssued,
   recordSend,
@@ -450,21 +450,21 @@ describe('recordUse', () => {
   });
 });
 
-describe('policyFor: the rules from an upstream config', () => {
+describe('policyOf: the rules from an upstream config', () => {
   const base = { api_origin: 'https://api.test', token_url: 'https://api.test/oauth2/token', client_id: 'c', client_secret_from: 'SECRET' };
 
   it('without token_budget: the default guard, 10 per 60 s, not a hard limit', () => {
-    expect(policyFor(upstreamSchema.parse(base)).budget).toEqual({ max: 10, windowMs: MIN, explicit: false });
+    expect(policyOf(upstreamSchema.parse(base)).budget).toEqual({ max: 10, windowMs: MIN, explicit: false });
   });
 
   it('with token_budget: that budget, as a hard limit', () => {
     const u = upstreamSchema.parse({ ...base, token_budget: { max_requests: 1, window_seconds: 3600 } });
-    expect(policyFor(u).budget).toEqual({ max: 1, windowMs: HOUR, explicit: true });
+    expect(policyOf(u).budget).toEqual({ max: 1, windowMs: HOUR, explicit: true });
   });
 
   it('config seconds become milliseconds', () => {
     const u = upstreamSchema.parse({ ...base, expiry: 'sliding', refresh_margin_seconds: 30, default_lifetime_seconds: 900, cooldown_seconds: 120, token_timeout_ms: 4000 });
-    expect(policyFor(u)).toMatchObject({ sliding: true, refreshMarginMs: 30 * S, defaultLifetimeMs: 900 * S, throttleCooldownMs: 120 * S, requestTimeoutMs: 4000 });
+    expect(policyOf(u)).toMatchObject({ sliding: true, refreshMarginMs: 30 * S, defaultLifetimeMs: 900 * S, throttleCooldownMs: 120 * S, requestTimeoutMs: 4000 });
   });
 });
 

@@ -8,7 +8,8 @@
  * the earliest the issuer can have issued it, so the round trip never makes us think a token lives
  * longer than it does; a skew (Go's oauth2 `expiryDelta`) is kept on top for clock differences.
  */
-import type { UpstreamConfig } from '../config';
+import type { UpstreamConfig } from '../config/schema';
+import type { TokenLease } from './outcome';
 
 /** Never use a token in the last 10 s of its life (Go's oauth2 expiryDelta)... */
 export const SKEW_MS = 10_000;
@@ -48,7 +49,7 @@ export interface Policy {
 /** The default guard when `token_budget` is not set. */
 export const DEFAULT_BUDGET = { max_requests: 10, window_seconds: 60 } as const;
 
-export function policyFor(u: UpstreamConfig): Policy {
+export function policyOf(u: UpstreamConfig): Policy {
   const budget = u.token_budget ?? DEFAULT_BUDGET;
   return {
     sliding: u.expiry === 'sliding',
@@ -106,6 +107,11 @@ export function isUsable(t: HeldToken, p: Pick<Policy, 'sliding'>, now: number):
   return now < usableUntil(t, p);
 }
 
+/** How far ahead of the end of use a token is refreshed: the margin, capped at 1/20 of its lifetime. */
+function refreshMarginOf(t: Pick<HeldToken, 'lifetimeMs'>, p: Pick<Policy, 'refreshMarginMs'>): number {
+  return Math.min(p.refreshMarginMs, t.lifetimeMs / LIFETIME_SHARE);
+}
+
 /**
  * When to fetch the next token. Fixed expiry: `refresh_margin_seconds` ahead of the end of use
  * (capped at 1/20 of the lifetime, so a 5 s token is not refreshed at half-life). Sliding: never
@@ -114,8 +120,53 @@ export function isUsable(t: HeldToken, p: Pick<Policy, 'sliding'>, now: number):
 export function refreshAt(t: HeldToken, p: Pick<Policy, 'sliding' | 'refreshMarginMs'>): number {
   const end = usableUntil(t, p);
   // Sliding: only a hard end (a JWT's exp) that comes first is worth refreshing ahead of.
-  if (p.sliding && t.lastUsedAt + t.lifetimeMs < t.expiresAt) return end;
-  return end - Math.min(p.refreshMarginMs, t.lifetimeMs / LIFETIME_SHARE);
+  if (p.sliding && slidingEndFirst(t.lastUsedAt + t.lifetimeMs, t.expiresAt)) return end;
+  return end - refreshMarginOf(t, p);
+}
+
+/** Whether a sliding token's end from its last use comes before its hard end (then it is not refreshed ahead). */
+function slidingEndFirst(slidEnd: number, hardEnd: number): boolean {
+  return slidEnd < hardEnd;
+}
+
+/**
+ * What a holder (an isolate) may do with a held token: use it until `usableUntil`, ask the store
+ * again at `refreshAt` (sooner with `recheckAt`), and, for a sliding token, how each accepted use
+ * extends it. The lease carries these results, never the rule's inputs: `leaseAfterUse` is the only
+ * way to extend it, so the store and the isolate cache apply the same rule.
+ */
+export function leaseOf(t: HeldToken, p: Policy, recheckAt?: number): TokenLease {
+  const until = usableUntil(t, p);
+  const lease: TokenLease = { kind: 'token', token: t.token, usableUntil: until, refreshAt: Math.min(recheckAt ?? refreshAt(t, p), until) };
+  if (!p.sliding) return lease;
+  const skew = skewMs(t.lifetimeMs);
+  const hardUsableUntil = t.expiresAt === NO_HARD_END ? NO_HARD_END : t.expiresAt - skew;
+  return {
+    ...lease,
+    slide: {
+      byMs: t.lifetimeMs - skew,
+      hardUsableUntil,
+      hardRefreshAt: hardUsableUntil === NO_HARD_END ? NO_HARD_END : hardUsableUntil - refreshMarginOf(t, p),
+      reportEveryMs: t.lifetimeMs / SLIDING_REPORTS_PER_LIFETIME,
+    },
+  };
+}
+
+/** A sliding token's uses are reported to the store this many times per lifetime at least. */
+export const SLIDING_REPORTS_PER_LIFETIME = 4;
+
+/**
+ * The lease after a use at `usedAt` that the API accepted: a sliding token is usable for its
+ * lifetime (minus the skew) from that use, never past its hard end, and refreshed ahead only of a
+ * hard end that comes first (as `refreshAt`). Undefined when the use changes nothing.
+ */
+export function leaseAfterUse(lease: TokenLease, usedAt: number): TokenLease | undefined {
+  const s = lease.slide;
+  if (s === undefined) return undefined;
+  const slid = usedAt + s.byMs;
+  const until = Math.min(slid, s.hardUsableUntil);
+  if (until <= lease.usableUntil) return undefined;
+  return { ...lease, usableUntil: until, refreshAt: slidingEndFirst(slid, s.hardUsableUntil) ? until : s.hardRefreshAt };
 }
 
 /** What a token answer said about its lifetime (already checked by the grant). */

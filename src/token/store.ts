@@ -10,30 +10,18 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { clock } from '../clock';
-import { ConfigError, loadConfig, readCredentials, scopesOf, sensitiveValues, type Config } from '../config';
-import { EgressRefused, egressFor, egressSecrets, withTimeout } from '../egress';
+import { ConfigError, scopesOf } from '../config/schema';
+import { EgressRefused, withTimeout } from '../egress';
 import type { Env } from '../env';
 import { logEvent, type TokenEvent } from '../log';
 import { redact } from '../redact';
-import { fingerprintOf, legacyStoreName, type StoreRef } from './credential-set';
+import { wiringFor, type Upstream, type Wiring } from '../upstream';
+import { legacyStoreName } from './credential-set';
 import { TokenEngine } from './engine';
 import { buildTokenRequest, readTokenResponse, type GrantResult } from './grant';
 import type { RejectionOutcome, TokenOutcome, TokenUnavailable } from './outcome';
-import {
-  emptyState,
-  expiryOf,
-  inWindow,
-  isUsable,
-  NO_HARD_END,
-  policyFor,
-  refreshAt,
-  usableUntil,
-  type BlockReason,
-  type CredentialState,
-  type Policy,
-} from './policy';
-
-export type { Env } from '../env';
+import { emptyState, expiryOf, inWindow, isUsable, NO_HARD_END, refreshAt, usableUntil, type BlockReason, type CredentialState, type Policy } from './policy';
+import type { CredentialSetStatus, LegacyState, StoreRef, TokenStoreApi } from './store-api';
 
 /**
  * How every token request is fetched: the answer comes still encoded and grant.ts decodes it in
@@ -42,39 +30,7 @@ export type { Env } from '../env';
  */
 const TOKEN_FETCH: RequestInit = { encodeResponseBody: 'manual' };
 
-/** The state the first version stored under `state` in each per-scope object. */
-interface LegacyState {
-  current?: { token: string; issuedAt: number; lifetimeMs: number; lastUsedAt: number };
-  sent?: number[];
-  coolDownUntil?: number;
-  failure?: { kind: string; consecutive: number };
-}
-
-/** A token-free view of a credential set, for status pages and tests. */
-export interface CredentialSetStatus {
-  upstream: string;
-  scopes: Array<{
-    scope: string;
-    hasToken: boolean;
-    /** When the issuer stops accepting it as far as we know, and when we stop using it (minus skew). */
-    expiresAt?: number;
-    usableUntil?: number;
-    refreshAt?: number;
-    /** When the request that obtained it was sent. */
-    obtainedAt?: number;
-    replacement?: boolean;
-    accepted?: boolean;
-  }>;
-  budget: { max: number; windowSeconds: number; explicit: boolean; inWindow: number };
-  block?: { until: number; reason: BlockReason; detail: string };
-  failures: number;
-  distrust?: { until: number; level: number };
-  counts: CredentialState['counts'];
-  /** The most recent token request, answered (`doneAt`) or not, whatever its outcome. */
-  lastRequest?: { sentAt: number; doneAt?: number; cause: string };
-}
-
-export class TokenStore extends DurableObject<Env> {
+export class TokenStore extends DurableObject<Env> implements TokenStoreApi {
   private engine: TokenEngine | undefined;
   private loading: Promise<TokenEngine> | undefined;
 
@@ -102,7 +58,7 @@ export class TokenStore extends DurableObject<Env> {
     if (!(e instanceof TokenEngine)) return e;
     const { state: s, policy: p } = e;
     const now = clock.now();
-    const scopes = [...new Set([...scopesOf(loadConfig(this.env), ref.upstream), ...Object.keys(s.tokens)])];
+    const scopes = [...new Set([...scopesOf((await wiringFor(this.env)).config, ref.upstream), ...Object.keys(s.tokens)])];
     return {
       upstream: ref.upstream,
       scopes: scopes.map((scope) => {
@@ -144,43 +100,46 @@ export class TokenStore extends DurableObject<Env> {
    * deploy an isolate and this object may briefly disagree: the caller is told to retry).
    */
   private async open(ref: StoreRef): Promise<TokenEngine | TokenUnavailable> {
-    let config: Config;
+    let wiring: Wiring;
     try {
-      config = loadConfig(this.env);
+      wiring = await wiringFor(this.env);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       logEvent('invalid_configuration', { issues: e.issues }, 'error');
       return { kind: 'unavailable', reason: 'config', detail: 'the Worker is misconfigured' };
     }
-    if (config.upstreams[ref.upstream] === undefined || typeof ref.fp !== 'string' || (await fingerprintOf(this.env, ref.upstream)) !== ref.fp) {
+    const u = wiring.upstreams.get(ref.upstream);
+    const broken = wiring.config.broken.upstreams[ref.upstream];
+    if (u === undefined && broken !== undefined) {
+      logEvent('invalid_configuration', { issues: broken }, 'error');
+      return { kind: 'unavailable', reason: 'config', detail: 'the Worker is misconfigured' };
+    }
+    if (u === undefined || typeof ref.fp !== 'string' || u.fingerprint !== ref.fp) {
       return { kind: 'unavailable', reason: 'config_changing', detail: 'the configuration is being updated; try again', retryAt: clock.now() + 1000 };
     }
     if (this.engine !== undefined) return this.engine;
-    this.loading ??= this.ctx.blockConcurrencyWhile(() => this.load(ref, config));
+    this.loading ??= this.ctx.blockConcurrencyWhile(() => this.load(u, wiring));
     this.engine = await this.loading;
     return this.engine;
   }
 
   /** Build the engine over the stored state (adopting the first version's on first use). */
-  private async load(ref: StoreRef, config: Config): Promise<TokenEngine> {
-    const u = config.upstreams[ref.upstream]!;
-    const p = policyFor(u);
+  private async load(u: Upstream, wiring: Wiring): Promise<TokenEngine> {
+    const settings = u.settings;
+    const p = u.policy;
     let state = this.ctx.storage.kv.get<CredentialState>('credset');
     if (state === undefined) {
       state = emptyState();
-      await this.adoptLegacyObjects(state, ref.upstream, scopesOf(config, ref.upstream), p);
+      await this.adoptLegacyObjects(state, u.name, scopesOf(wiring.config, u.name), p);
       this.ctx.storage.kv.put('credset', state);
     }
-    const creds = readCredentials(ref.upstream, u, this.env);
-    const sensitive = [...sensitiveValues(creds), ...egressSecrets(u, this.env)];
-    const send = egressFor(u, this.env);
     const s = state;
-    return new TokenEngine(s, p, { maxAttempts: u.max_attempts, timeoutMs: u.token_timeout_ms }, {
+    return new TokenEngine(s, p, { maxAttempts: settings.max_attempts, timeoutMs: settings.token_timeout_ms }, {
       request: async (scope, timeoutMs): Promise<GrantResult> => {
         try {
-          const result = await withTimeout(timeoutMs, async (signal) => readTokenResponse(u, await send(new Request(buildTokenRequest(u, creds, scope), { signal }), TOKEN_FETCH)));
+          const result = await withTimeout(timeoutMs, async (signal) => readTokenResponse(settings, await u.send(new Request(buildTokenRequest(settings, u.credentials, scope), { signal }), TOKEN_FETCH)));
           // Details are built from statuses and codes only; redacted anyway, belt and braces.
-          return result.ok ? result : { ok: false, failure: { ...result.failure, detail: redact(result.failure.detail, sensitive) } };
+          return result.ok ? result : { ok: false, failure: { ...result.failure, detail: redact(result.failure.detail, u.sensitive) } };
         } catch (e) {
           // The egress would not forward it: fix the egress or its secret; sent again, it fails alike.
           if (e instanceof EgressRefused) return { ok: false, failure: { kind: 'misconfigured', detail: e.message } };
@@ -189,7 +148,7 @@ export class TokenStore extends DurableObject<Env> {
         }
       },
       save: () => this.ctx.storage.kv.put('credset', s),
-      log: (event, scope, fields) => this.log(event, { upstream: ref.upstream, scope }, fields),
+      log: (event, scope, fields) => this.log(event, { upstream: u.name, scope }, fields),
     });
   }
 
@@ -235,7 +194,7 @@ export class TokenStore extends DurableObject<Env> {
     s.requests.sort((a, b) => a.sentAt - b.sentAt);
   }
 
-  /** Structured log line (the README's event table); never a token or credential. */
+  /** Structured log line (docs/operations.md, the event table); never a token or credential. */
   private log(event: TokenEvent, ref: Pick<StoreRef, 'upstream' | 'scope'>, fields: Record<string, unknown> = {}): void {
     logEvent(event, { upstream: ref.upstream, scope: ref.scope, ...fields });
   }

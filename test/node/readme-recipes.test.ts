@@ -9,7 +9,9 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
-import { parseConfig, rateLimitDeclarationIssues, readCredentials, type RateLimitDeclaration } from '../../src/config.ts';
+import { rateLimitDeclarationIssues, type RateLimitDeclaration } from '../../src/config/checks.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { readCredentials } from '../../src/config/secrets.ts';
 
 const doc = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
 const tomlBlocks = (text: string) => [...text.matchAll(/```toml\n([\s\S]*?)```/g)].map((m) => m[1]!.replace(/^ {3}/gm, ''));

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { upstreamSchema } from '../../src/config.ts';
+import { upstreamSchema } from '../../src/config/schema.ts';
 import { ROOT } from './browser-support.ts';
 
 describe('timeouts', () => {

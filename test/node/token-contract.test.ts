@@ -6,10 +6,10 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { setClock } from '../../src/clock.ts';
-import { upstreamSchema } from '../../src/config.ts';
+import { upstreamSchema } from '../../src/config/schema.ts';
 import { TokenEngine } from '../../src/token/engine.ts';
 import { readTokenResponse } from '../../src/token/grant.ts';
-import { emptyState, policyFor } from '../../src/token/policy.ts';
+import { emptyState, policyOf } from '../../src/token/policy.ts';
 import { runCase } from '../contract/run-case.ts';
 import { TOKEN_POLICY_CASES, type TokenAnswer } from '../contract/token-policy-cases.ts';
 import { contractUpstream } from '../fixtures/contract.ts';
@@ -37,7 +37,7 @@ describe('token-policy contract: TokenEngine (Node, fake endpoint)', () => {
       const u = upstreamSchema.parse(contractUpstream(c.name, c.config));
       let answer: TokenAnswer = {};
       let sent = 0;
-      const engine = new TokenEngine(emptyState(), policyFor(u), { maxAttempts: u.max_attempts, timeoutMs: u.token_timeout_ms }, {
+      const engine = new TokenEngine(emptyState(), policyOf(u), { maxAttempts: u.max_attempts, timeoutMs: u.token_timeout_ms }, {
         request: async () => readTokenResponse(u, respond(c.name, answer, ++sent), now),
         save: () => {},
         log: () => {},

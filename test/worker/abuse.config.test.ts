@@ -4,7 +4,8 @@
  */
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { parseConfig, rateLimitDeclarationIssues } from '../../src/config';
+import { rateLimitDeclarationIssues } from '../../src/config/checks';
+import { parseConfig } from '../../src/config/load';
 import worker from '../../src/index';
 import { SECRETS } from '../fixtures/config';
 import { configIssues } from '../helpers';

@@ -1,9 +1,9 @@
 /** Config is validated at start: a bad key makes every request a 500 that names it (issue 2). */
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it, vi } from 'vitest';
-import { parseConfig } from '../../src/config';
+import { parseConfig } from '../../src/config/load';
 import worker from '../../src/index';
-import { SECRETS, UPSTREAMS } from '../fixtures/config';
+import { ROUTES, SECRETS, UPSTREAMS } from '../fixtures/config';
 import { configIssues } from '../helpers';
 
 const good = { api_origin: 'https://api.example', token_url: 'https://auth.example/token', client_id: 'c', client_secret_from: 'TEST_CLIENT_SECRET' };
@@ -102,9 +102,13 @@ describe('config validation', () => {
     return { res, text: await res.text(), logged: error.mock.calls.slice(before).map((c) => c.join(' ')).join('\n') };
   }
 
-  it('a Worker with a bad config answers every request with an anonymous 500; the key goes to the log', async () => {
-    const bad = { ...env, UPSTREAMS: { a: { ...good, token_url: 'ftp://nope' } } };
-    for (const path of ['/', '/t/basic', '/anything']) {
+  /** A body for `answerWith` against a route of the test Worker. */
+  const formPost = (path: string) =>
+    new Request(`https://injector.example${path}`, { method: 'POST', headers: { Origin: 'https://forms.example.org', 'Content-Type': 'application/json' }, body: '{}' });
+
+  it('a config unusable as a whole answers every request with an anonymous 500; the key goes to the log', async () => {
+    const bad = { ...env, UPSTREAMS: 'not a table' };
+    for (const path of ['/', '/t/basic', '/anything', '/healthz']) {
       const { res, text, logged } = await answerWith(bad, new Request(`https://injector.example${path}`, { method: 'POST' }));
       expect(res.status).toBe(500);
       expect(res.headers.get('Content-Type')).toContain('application/problem+json');
@@ -112,16 +116,55 @@ describe('config validation', () => {
       expect(body).toMatchObject({ type: 'urn:edge-token-injector:problem:invalid-configuration', reason: 'invalid-configuration' });
       expect(body.detail).toMatch(/misconfigured/);
       expect(text).not.toContain('UPSTREAMS');
-      expect(text).not.toContain('token_url');
       // The operator finds the key in the log, under the request id the caller was given.
-      expect(logged).toContain('UPSTREAMS.a.token_url');
+      expect(logged).toContain('UPSTREAMS: ');
       expect(logged).toContain(body.request_id);
     }
   });
 
+  it('a bad upstream fails only its own routes, with the anonymous 500 and its key in the log; other routes answer', async () => {
+    const bad = {
+      ...env,
+      UPSTREAMS: { ...UPSTREAMS, a: { ...good, token_url: 'ftp://nope' } },
+      ROUTES: { ...ROUTES, r: { path: '/r', upstream: 'a', target: '/y', allowed_origins: ['https://forms.example.org'] } },
+    };
+    const { res, text, logged } = await answerWith(bad, formPost('/r'));
+    expect(res.status).toBe(500);
+    const body = JSON.parse(text) as { reason: string; request_id: string };
+    expect(body.reason).toBe('invalid-configuration');
+    expect(text).not.toContain('token_url');
+    expect(logged).toContain('UPSTREAMS.a.token_url');
+    expect(logged).toContain(body.request_id);
+    // The fixture's own routes keep working under the same config.
+    const ok = await answerWith(bad, formPost('/t/basic'));
+    expect(ok.res.status, ok.text).toBe(200);
+    // A health check sees that a part is down.
+    expect((await answerWith(bad, new Request('https://injector.example/healthz'))).res.status).toBe(500);
+  });
+
+  it('a route that is wrong itself answers 500 on its own path only; the key is in the log', async () => {
+    const bad = { ...env, ROUTES: { ...ROUTES, r: { path: '/r', upstream: 'basic', target: '/y', allowed_origins: ['https://forms.example.org'], max_body_bytes: -1 } } };
+    const { res, logged } = await answerWith(bad, formPost('/r'));
+    expect(res.status).toBe(500);
+    expect(logged).toContain('ROUTES.r.max_body_bytes');
+    expect((await answerWith(bad, formPost('/t/basic'))).res.status).toBe(200);
+  });
+
+  it('a broken STATUS (an admin token too short) takes down /status only; the forms keep answering', async () => {
+    const bad = { ...env, STATUS: { admin_token_from: 'SHORT_ADMIN_TOKEN' }, SHORT_ADMIN_TOKEN: 'too-short' };
+    const status = await answerWith(bad, new Request('https://injector.example/status', { headers: { Authorization: 'Bearer too-short' } }));
+    expect(status.res.status).toBe(500);
+    expect(JSON.parse(status.text)).toMatchObject({ reason: 'invalid-configuration' });
+    expect(status.text).not.toContain('too-short');
+    expect(status.logged).toContain('STATUS.admin_token_from');
+    expect(status.logged).not.toContain('too-short');
+    const form = await answerWith(bad, formPost('/t/basic'));
+    expect(form.res.status, form.text).toBe(200);
+  });
+
   it('an egress binding that is not bound is named at start (in the log)', async () => {
-    const unbound = { ...env, UPSTREAMS: { a: { ...good, egress: { mode: 'binding', binding: 'NO_SUCH_BINDING' } } }, ROUTES: {} };
-    const { res, text, logged } = await answerWith(unbound, new Request('https://injector.example/anything'));
+    const unbound = { ...env, UPSTREAMS: { a: { ...good, egress: { mode: 'binding', binding: 'NO_SUCH_BINDING' } } }, ROUTES: { r: { path: '/r', upstream: 'a', target: '/y', allowed_origins: ['https://forms.example.org'] } } };
+    const { res, text, logged } = await answerWith(unbound, formPost('/r'));
     expect(res.status).toBe(500);
     expect(text).not.toContain('NO_SUCH_BINDING');
     expect(logged).toContain('UPSTREAMS.a.egress.binding: no service binding named \\"NO_SUCH_BINDING\\"');

@@ -5,10 +5,8 @@
  */
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config';
 import { forward } from '../../src/gateway/forward';
-import { ProblemError } from '../../src/problem';
-import type { Env } from '../../src/token/store';
+import { wiringFor } from '../../src/upstream';
 import { apiHits, call, issuedTokens, post, revoke, setApi, setToken, tokenHits } from '../helpers';
 import type { Hit } from '../standin/upstreams';
 import { expectProblem } from './gateway.support';
@@ -237,18 +235,12 @@ describe('upstream errors and outages', () => {
   it('upstream unreachable (the fetch itself fails) → 502 problem', async () => {
     // The stand-in cannot drop a connection (a throw there becomes a 500 answer), so this drives
     // forward() directly with an egress whose fetch rejects the way workerd's does.
-    const upstream = { ...loadConfig(env as unknown as Env).upstreams.gwdown!, egress: { mode: 'binding' as const, binding: 'GW_DEAD' } };
-    const dead = { fetch: () => Promise.reject(new TypeError('Network connection lost.')) };
-    const ctxEnv = { ...(env as object), GW_DEAD: dead } as unknown as Env;
-    const err = await forward(
-      { env: ctxEnv, key: { upstream: 'gwdown', scope: '' }, upstream },
-      { method: 'GET', url: new URL('https://gwdown.test/v1/items/a1'), headers: new Headers() },
-    ).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(ProblemError);
-    expect((err as ProblemError).problem).toMatchObject({ status: 502, reason: 'upstream-unreachable', title: 'Upstream unreachable', detail: 'the API could not be reached' });
+    const resolved = (await wiringFor(env)).upstreams.get('gwdown')!;
+    const upstream = { ...resolved, send: () => Promise.reject(new TypeError('Network connection lost.')) };
+    const forwarded = await forward({ upstream, scope: '' }, { method: 'GET', url: new URL('https://gwdown.test/v1/items/a1'), headers: new Headers() });
+    expect(forwarded.ok).toBe(false);
+    expect(forwarded.ok ? undefined : forwarded.problem.problem).toMatchObject({ status: 502, reason: 'upstream-unreachable', title: 'Upstream unreachable', detail: 'the API could not be reached' });
+    expect(forwarded.trace).toEqual({ calls: 0, token: 'store' });
   });
 
   it('no token to be had → the Worker’s own problem with a request id, no API call', async () => {

@@ -2,9 +2,10 @@
 import { env } from 'cloudflare:test';
 import { afterEach } from 'vitest';
 import { setClock } from '../../src/clock';
-import { fingerprintOf, storeName, type StoreRef } from '../../src/token/credential-set';
 import { clearIsolateCache } from '../../src/token/cache';
 import { TokenStore } from '../../src/token/store';
+import type { StoreRef } from '../../src/token/store-api';
+import { wiringFor } from '../../src/upstream';
 
 /** A clock the test moves by hand; restored after each test. */
 export function fakeClock(start = Date.UTC(2026, 10, 22, 12)) {
@@ -44,9 +45,9 @@ afterEach(() => {
 
 /** The TokenStore of an upstream's credential set (as the test Worker's config defines it), and a ref for a scope set. */
 export async function store(upstream: string, scope = '') {
-  const fp = await fingerprintOf(env, upstream);
-  const key: StoreRef = { upstream, fp, scope };
-  return { key, stub: env.TOKEN_STORE.get(env.TOKEN_STORE.idFromName(storeName(upstream, fp))) };
+  const u = (await wiringFor(env)).upstreams.get(upstream);
+  if (u === undefined) throw new Error(`no working upstream named ${upstream}`);
+  return { key: u.ref(scope), stub: u.store() };
 }
 
 /** The token-free status of a scope set's token (throws if the store refused the call). */

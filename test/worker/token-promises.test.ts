@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { base64 } from '../../src/bytes';
 import { formEncode } from '../../src/token/grant';
 import { fingerprint, legacyStoreName, storeName } from '../../src/token/credential-set';
-import { parseConfig } from '../../src/config';
+import { parseConfig } from '../../src/config/load';
 import { SECRETS } from '../fixtures/config';
 import { acceptToken, apiHits, hits, post, setApi, setToken, tokenHits } from '../helpers';
 import { TokenStore } from '../../src/token/store';

@@ -4,7 +4,7 @@
  * Browsers read a Content-Type leniently (Fetch's "extract a MIME type" takes the last of a comma
  * list, and skips what it cannot parse), so `application/json, text/html` is rendered as HTML and
  * `text/plain;, text/html` too. A check that reads only the first type would let such a header
- * past: the one parser here, used for requests (body.ts) and answers (answer.ts), accepts one
+ * past: the one parser here, used for requests (gateway/body.ts), answers (gateway/answer.ts) and token answers (token/grant.ts), accepts one
  * `type/subtype` with parameters in RFC 9110's grammar (§8.3.1, §5.6.6) and nothing else: a list,
  * a malformed type or a parameter given twice is `undefined`, which callers refuse.
  */

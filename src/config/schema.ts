@@ -1,16 +1,16 @@
 /**
- * @module Configuration: the one place that knows config keys.
+ * @module Config schema: what each key of UPSTREAMS, ROUTES and STATUS may be, with its default and
+ * the message that names it when it is wrong, and the types the rest of the Worker reads.
  *
  * Upstreams (credential sets) and routes are declared as TOML tables under `[vars]` in
  * wrangler.toml, so `[env.NAME.vars]` can override them. Secrets are never written there: a key
  * ending in `_from` names the Worker secret (`wrangler secret put NAME`) that holds the value.
- * Everything is validated once per isolate with zod; a bad config turns every request into a 500
- * problem that names the bad key and never shows a secret value.
+ * Checks that span parts (a route's upstream, two routes that collide) are in load.ts; secrets and
+ * bindings in secrets.ts. Nothing here reads `env`.
  */
 // A namespace import lets the bundler drop zod's locales (~370 KB) that `{ z }` drags in.
 import * as z from 'zod';
-import { CONNECTION_HEADERS, EGRESS_HEADERS, FORWARDED_REQUEST_HEADERS, WORKER_SET_HEADERS } from './headers';
-
+import { CONNECTION_HEADERS, EGRESS_HEADERS, FORWARDED_REQUEST_HEADERS, WORKER_SET_HEADERS } from '../headers';
 /** A Worker secret's name, as `wrangler secret put` accepts it. */
 const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of a Worker secret (letters, digits, _)');
 
@@ -185,7 +185,7 @@ export const upstreamSchema = z
         'ip_bound',
         'tokens bound to the address that obtained them need all of this upstream\'s traffic to leave through one fixed egress: ' +
           'set egress = { mode = "origin", url = "https://<your egress host>", secret_from = "<Worker secret>" } ' +
-          'or egress = { mode = "binding", binding = "<Fetcher binding>" } (README, "Egress")',
+          'or egress = { mode = "binding", binding = "<Fetcher binding>" } (docs/egress.md)',
       );
     }
     if (u.egress.mode === 'origin') {
@@ -206,12 +206,12 @@ export const upstreamSchema = z
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 
 /** A route path: `/segment/:param/...`, no wildcards, no dot segments. */
-const routePath = z
+export const routePath = z
   .string()
   .regex(/^(\/(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9_.~-]+))+$|^\/$/, 'must look like /a/:param/b')
   .refine((p) => !p.split('/').some((s) => s === '.' || s === '..'), 'must not contain . or .. segments');
 
-const httpMethod = z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
+export const httpMethod = z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** One field of a form post and where it lands in the JSON sent to the API. */
 const formFieldSchema = z.union([
@@ -440,7 +440,7 @@ const accessAud = z.string().regex(/^[0-9a-f]{64}$/i, "must be the Access applic
  * Who may read `GET /status`: the holder of an admin bearer token, people Cloudflare Access lets
  * through to the Worker, or both. Without `STATUS`, /status does not exist.
  */
-const statusSchema = z
+export const statusSchema = z
   .strictObject({
     /** The Worker secret holding the admin bearer token (32+ characters). */
     admin_token_from: secretName.optional(),
@@ -466,6 +466,20 @@ export interface Config {
   demoTurnstileSitekey?: string;
   /** Who may read `/status`; undefined: /status is off. */
   status?: StatusConfig;
+  /**
+   * Parts left out because they are wrong (loadConfig only; parseConfig refuses any): each answers
+   * an anonymous 500 on its own paths and names its keys in the log, and the rest keeps working.
+   */
+  broken: BrokenParts;
+}
+
+/** The parts of a config that cannot be used, with the issues that name their keys. */
+export interface BrokenParts {
+  upstreams: Record<string, string[]>;
+  /** A broken route still answers on its path (a 500), when its path and methods are readable. */
+  routes: Record<string, { path?: string; methods?: string[]; issues: string[] }>;
+  /** STATUS is wrong: /status answers a 500, the forms work. */
+  status?: string[];
 }
 
 /** The config keys the Worker reads from `env`. */
@@ -480,328 +494,12 @@ export interface ConfigVars {
 /** Paths the Worker answers itself: no route may take them. */
 export const RESERVED_PATHS = ['/healthz', '/status'];
 
-const configSchema = z
-  .strictObject({
-    UPSTREAMS: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'upstream names: letters, digits, _ and -'), upstreamSchema),
-    ROUTES: z.record(z.string(), routeSchema).default({}),
-    // `--var DEMO_PAGES:true` arrives as a string, a TOML boolean as a boolean.
-    DEMO_PAGES: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
-    // A sitekey is public (it is in every page with the widget); the secret never is.
-    DEMO_TURNSTILE_SITEKEY: z.string().regex(/^[0-9A-Za-z_-]{10,100}$/, 'must be a Turnstile sitekey').optional(),
-    STATUS: statusSchema.optional(),
-  })
-  .superRefine((c, ctx) => {
-    for (const [name, route] of Object.entries(c.ROUTES)) {
-      if (RESERVED_PATHS.includes(route.path)) {
-        ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'path'], message: `${route.path} is the Worker's own (${RESERVED_PATHS.join(', ')}); choose another path` });
-      }
-      if (!(route.upstream in c.UPSTREAMS)) {
-        ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'upstream'], message: `no upstream named "${route.upstream}"` });
-      }
-      const params = new Set(pathParams(route.path));
-      for (const m of route.target.matchAll(/\{([^}]*)\}/g)) {
-        if (!params.has(m[1]!)) ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'target'], message: `{${m[1]}} is not a param of path` });
-      }
-      for (const origin of route.allowed_origins) {
-        const message =
-          origin === '*'
-            ? route.allow_any_origin
-              ? undefined
-              : '"*" needs allow_any_origin = true'
-            : origin.includes('*')
-              ? `"${origin.slice(0, 100)}" has a wildcard: list exact origins (or allow_any_origin = true)`
-              : isOrigin(origin)
-                ? undefined
-                : `"${origin.slice(0, 100)}" is not an origin (scheme://host[:port])`;
-        if (message !== undefined) ctx.addIssue({ code: 'custom', path: ['ROUTES', name, 'allowed_origins'], message });
-      }
-      for (const key of ['redirect', 'error_redirect'] as const) {
-        const url = route[key];
-        if (url !== undefined && !route.allow_any_origin && !route.allowed_origins.includes(new URL(url).origin)) {
-          ctx.addIssue({ code: 'custom', path: ['ROUTES', name, key], message: 'must be on one of allowed_origins' });
-        }
-      }
-    }
-    for (const { route, key, message } of routeConflicts(c.ROUTES)) ctx.addIssue({ code: 'custom', path: ['ROUTES', route, key], message });
-  });
-
-/** A route's origin policy, comparable between routes. */
-const originsOf = (r: RouteConfig) => (r.allow_any_origin ? '*' : [...new Set(r.allowed_origins)].sort().join(' '));
-
-/** A route path as the router matches it: every param is one segment, whatever its name. */
-function pathShape(path: string): string {
-  return path.replace(/:[A-Za-z_][A-Za-z0-9_]*/g, ':');
-}
-
-/** Whether some request path matches both route paths (a param matches any one segment). */
-function pathsOverlap(a: string, b: string): boolean {
-  const sa = a.split('/');
-  const sb = b.split('/');
-  return sa.length === sb.length && sa.every((s, i) => s === sb[i] || s.startsWith(':') || sb[i]!.startsWith(':'));
-}
-
-/**
- * Routes that would take each other's requests: the same path and method twice, or two paths one
- * request can match (a param path over a specific one) whose methods or origins differ, so one of
- * them would answer for the other (a 405, or a 403 to an origin the other allows).
- */
-export function routeConflicts(routes: Record<string, RouteConfig>): Array<{ route: string; key: string; message: string }> {
-  const found: Array<{ route: string; key: string; message: string }> = [];
-  const entries = Object.entries(routes);
-  for (let i = 0; i < entries.length; i++) {
-    const [nameA, a] = entries[i]!;
-    for (const [nameB, b] of entries.slice(0, i)) {
-      if (pathShape(a.path) === pathShape(b.path)) {
-        // The same path, whatever its params are called (`/items/:id`, `/items/:sku`): the router
-        // gives a request to the first, so the second would never answer.
-        const twice = a.methods.filter((m) => b.methods.includes(m));
-        const named = a.path === b.path ? '' : ` (${b.path}: the same path with other parameter names)`;
-        if (twice.length > 0) found.push({ route: nameA, key: 'methods', message: `${twice.join(', ')} ${a.path} is also route ${nameB}${named}` });
-      } else if (pathsOverlap(a.path, b.path)) {
-        const sameMethods = [...new Set(a.methods)].sort().join() === [...new Set(b.methods)].sort().join();
-        if (!sameMethods || originsOf(a) !== originsOf(b)) {
-          found.push({
-            route: nameA,
-            key: 'path',
-            message: `${a.path} and route ${nameB} (${b.path}) match the same requests with different ${sameMethods ? 'origins' : 'methods'}; give them the same methods and origins, or distinct paths`,
-          });
-        }
-      }
-    }
-  }
-  return found;
-}
-
-function isOrigin(s: string): boolean {
-  try {
-    return new URL(s).origin === s;
-  } catch {
-    return false;
-  }
-}
-
 /** A config that failed validation: every message names a key and shows no value. */
 export class ConfigError extends Error {
   constructor(readonly issues: string[]) {
     super(`invalid configuration: ${issues.join('; ')}`);
     this.name = 'ConfigError';
   }
-}
-
-/** Parse and validate the config vars. Throws `ConfigError`. */
-export function parseConfig(vars: ConfigVars): Config {
-  const result = configSchema.safeParse({ UPSTREAMS: vars.UPSTREAMS, ROUTES: vars.ROUTES, DEMO_PAGES: vars.DEMO_PAGES, DEMO_TURNSTILE_SITEKEY: vars.DEMO_TURNSTILE_SITEKEY, STATUS: vars.STATUS });
-  if (!result.success) {
-    throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
-  }
-  const d = result.data;
-  return {
-    upstreams: d.UPSTREAMS,
-    routes: d.ROUTES,
-    demoPages: d.DEMO_PAGES,
-    ...(d.DEMO_TURNSTILE_SITEKEY === undefined ? {} : { demoTurnstileSitekey: d.DEMO_TURNSTILE_SITEKEY }),
-    ...(d.STATUS === undefined ? {} : { status: d.STATUS }),
-  };
-}
-
-const cache = new WeakMap<object, Config | ConfigError>();
-
-/**
- * The validated config for this `env`, parsed once per isolate (env is the same object for every
- * request of an isolate), with every secret and binding it names present. Throws `ConfigError`.
- */
-export function loadConfig(env: ConfigVars): Config {
-  let entry = cache.get(env);
-  if (entry === undefined) {
-    try {
-      entry = parseConfig(env);
-      // Every secret and binding a config names must exist: fail at start, not at first use.
-      const issues = startIssues(entry, env);
-      if (issues.length > 0) entry = new ConfigError(issues);
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      entry = e;
-    }
-    cache.set(env, entry);
-  }
-  if (entry instanceof ConfigError) throw entry;
-  return entry;
-}
-
-/**
- * The start checks of a parsed config against the Worker's `env`: every secret it names is set
- * (and strong enough where it guards something), every binding it names is there and of the right
- * kind. All of them, so one deploy (or one `npm run check-config`) shows every problem. `bound`
- * says whether a value is a binding of a kind; `npm run check-config` passes one that reads what
- * wrangler.toml declares.
- */
-export function startIssues(config: Config, env: object, bound: (kind: BindingKind, value: unknown) => boolean = (kind, v) => BINDING_KINDS[kind].is(v)): string[] {
-  const issues: string[] = [];
-  const collect = (check: () => unknown) => {
-    try {
-      check();
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      issues.push(...e.issues);
-    }
-  };
-  for (const [name, u] of Object.entries(config.upstreams)) {
-    collect(() => readCredentials(name, u, env));
-    if (u.egress.mode === 'origin') {
-      const from = u.egress.secret_from;
-      collect(() => readEgressSecret(name, from, env));
-    }
-  }
-  for (const [name, r] of Object.entries(config.routes)) {
-    const from = r.turnstile?.secret_from;
-    const value = from === undefined ? undefined : (env as Record<string, unknown>)[from];
-    if (from !== undefined && (typeof value !== 'string' || value === '')) issues.push(`ROUTES.${name}.turnstile.secret_from: Worker secret "${from}" is not set`);
-  }
-  if (config.status?.admin_token_from !== undefined) collect(() => readAdminToken(config, env));
-  for (const b of namedBindings(config)) {
-    if (!bound(b.kind, (env as Record<string, unknown>)[b.name])) issues.push(`${b.key}: no ${BINDING_KINDS[b.kind].what} named "${b.name}"${BINDING_KINDS[b.kind].hint}`);
-  }
-  return issues;
-}
-
-/**
- * The kinds of binding a config can name: what one is called in messages, the wrangler.toml
- * sections that declare it (each entry's `binding`, or `name`), and how it looks at runtime.
- * A new kind (a rate limiter) is one entry here and its keys in `namedBindings`.
- */
-export const BINDING_KINDS = {
-  fetcher: { what: 'service binding', sections: ['services', 'vpc_services', 'vpc_networks'], hint: '', is: isFetcher },
-  ratelimit: { what: 'rate limiting binding', sections: ['ratelimits'], hint: ' (declare it under [[ratelimits]] in wrangler.toml)', is: isRateLimiter },
-} satisfies Record<string, { what: string; sections: string[]; hint: string; is: (v: unknown) => boolean }>;
-
-export type BindingKind = keyof typeof BINDING_KINDS;
-
-/** A binding the config names: the key that names it, its name, and its kind. */
-export interface NamedBinding {
-  key: string;
-  name: string;
-  kind: BindingKind;
-}
-
-/** Every binding the config names. */
-export function namedBindings(config: Config): NamedBinding[] {
-  const out: NamedBinding[] = [];
-  for (const [name, u] of Object.entries(config.upstreams)) {
-    if (u.egress.mode === 'binding') out.push({ key: `UPSTREAMS.${name}.egress.binding`, name: u.egress.binding, kind: 'fetcher' });
-  }
-  for (const [name, r] of Object.entries(config.routes)) {
-    if (r.rate_limit !== undefined) out.push({ key: `ROUTES.${name}.rate_limit`, name: r.rate_limit.binding, kind: 'ratelimit' });
-  }
-  return out;
-}
-
-/**
- * The admin bearer token of /status, from the Worker secret `STATUS.admin_token_from`; throws
- * `ConfigError` naming the key when it is not set or too short to resist guessing.
- */
-export function readAdminToken(config: Config, env: object): string {
-  const from = config.status?.admin_token_from;
-  if (from === undefined) throw new ConfigError(['STATUS.admin_token_from: not configured']);
-  const value = (env as Record<string, unknown>)[from];
-  if (typeof value !== 'string' || value === '') throw new ConfigError([`STATUS.admin_token_from: Worker secret "${from}" is not set`]);
-  if (value.length < 32 || value.length > 512 || /[^\x21-\x7e]/.test(value)) {
-    throw new ConfigError([`STATUS.admin_token_from: Worker secret "${from}" must be 32 to 512 printable characters without spaces (make one with: openssl rand -hex 32)`]);
-  }
-  return value;
-}
-
-/**
- * The shared secret an egress origin checks, from the Worker secret `from`; throws `ConfigError`
- * naming the key when it is not set or too weak (it is all that keeps the egress from being an
- * open relay, and nginx's `map` compares it case-insensitively: 32+ characters, hex is best).
- */
-export function readEgressSecret(name: string, from: string, env: object): string {
-  const value = (env as Record<string, unknown>)[from];
-  if (typeof value !== 'string' || value === '') {
-    throw new ConfigError([`UPSTREAMS.${name}.egress.secret_from: Worker secret "${from}" is not set`]);
-  }
-  // No `~` (nginx reads a map key starting with it as a regex) and no `.` (any character in one);
-  // at most 100, so the reference egress's map hash builds with nginx's default bucket size.
-  if (!/^[A-Za-z0-9_-]{32,100}$/.test(value)) {
-    throw new ConfigError([
-      `UPSTREAMS.${name}.egress.secret_from: Worker secret "${from}" must be 32 to 100 characters of A-Z a-z 0-9 _ - (make one with: openssl rand -hex 32)`,
-    ]);
-  }
-  return value;
-}
-
-/**
- * A Rate Limiting binding: structural, like `isFetcher`. It has `limit`; a service binding seems to
- * have every method (RPC stubs answer any name), so one with `fetch` is not taken for a limiter.
- */
-function isRateLimiter(v: unknown): boolean {
-  if (typeof v !== 'object' || v === null) return false;
-  const b = v as { limit?: unknown; fetch?: unknown };
-  return typeof b.limit === 'function' && typeof b.fetch !== 'function';
-}
-
-/** One `[[ratelimits]]` entry of wrangler.toml, as far as a route's rate limit depends on it. */
-export interface RateLimitDeclaration {
-  name: string;
-  simple?: { limit?: number; period?: number };
-}
-
-/**
- * Routes whose `rate_limit` does not match wrangler.toml's `[[ratelimits]]`: a binding that is not
- * declared, or a period other than the binding's (Retry-After would be wrong). For checks that
- * read wrangler.toml itself; the Worker only sees whether the binding exists.
- */
-export function rateLimitDeclarationIssues(config: Config, declared: RateLimitDeclaration[]): string[] {
-  const issues: string[] = [];
-  for (const [name, r] of Object.entries(config.routes)) {
-    if (r.rate_limit === undefined) continue;
-    const d = declared.find((x) => x.name === r.rate_limit!.binding);
-    if (d === undefined) issues.push(`ROUTES.${name}.rate_limit: no [[ratelimits]] entry named "${r.rate_limit.binding}"`);
-    else if (d.simple?.period !== r.rate_limit.period) {
-      issues.push(`ROUTES.${name}.rate_limit.period: ${r.rate_limit.period} s, but binding "${d.name}" counts per ${String(d.simple?.period)} s (simple.period)`);
-    }
-  }
-  return issues;
-}
-
-/** A service binding (anything with `fetch`); structural, so this module also loads in Node. */
-function isFetcher(v: unknown): boolean {
-  return typeof v === 'object' && v !== null && typeof (v as { fetch?: unknown }).fetch === 'function';
-}
-
-/** The credentials of one upstream, read from Worker secrets. Never logged, never returned. */
-export interface Credentials {
-  clientId?: string;
-  clientSecret?: string;
-  username?: string;
-  password?: string;
-}
-
-/** Read an upstream's credentials from the Worker's secrets; throws `ConfigError` naming a missing one. */
-export function readCredentials(name: string, u: UpstreamConfig, env: object): Credentials {
-  const missing: string[] = [];
-  const secret = (key: string, from: string | undefined): string | undefined => {
-    if (from === undefined) return undefined;
-    const value = (env as Record<string, unknown>)[from];
-    if (typeof value !== 'string' || value === '') {
-      missing.push(`UPSTREAMS.${name}.${key}: Worker secret "${from}" is not set`);
-      return undefined;
-    }
-    return value;
-  };
-  const creds: Credentials = {
-    clientId: u.client_id ?? secret('client_id_from', u.client_id_from),
-    clientSecret: secret('client_secret_from', u.client_secret_from),
-    username: u.username ?? secret('username_from', u.username_from),
-    password: secret('password_from', u.password_from),
-  };
-  if (missing.length > 0) throw new ConfigError(missing);
-  return creds;
-}
-
-/** The credential values, for redaction of any outside text. */
-export function sensitiveValues(c: Credentials): string[] {
-  return [c.clientSecret, c.password, c.clientId, c.username].filter((v): v is string => v !== undefined);
 }
 
 /** The names of a route path's params (`/batches/:id` → `id`). */
