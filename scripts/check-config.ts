@@ -115,7 +115,9 @@ function check(env: Environment, root: string, namedSecrets: string[] | undefine
   try {
     const config = parseConfig(vars ?? {});
     const bindings = declaredBindings(env.section);
-    problems.push(...startIssues(config, { ...vars, ...secrets, ...bindings }, (kind, value) => value instanceof Declared && value.kinds.has(kind)).map((i) => i.issue));
+    // With --secrets only the names are known: a client-assertion key is checked for presence, not content.
+    const bound = (kind: BindingKind, value: unknown) => value instanceof Declared && value.kinds.has(kind);
+    problems.push(...startIssues(config, { ...vars, ...secrets, ...bindings }, bound, namedSecrets !== undefined).map((i) => i.issue));
     // What only wrangler.toml can tell: a route's period is its binding's (else Retry-After lies).
     // (A binding not declared at all is already a start issue above.)
     const ratelimits = (Array.isArray(env.section.ratelimits) ? env.section.ratelimits : []).flatMap((e: unknown) =>
