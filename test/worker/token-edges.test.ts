@@ -161,6 +161,32 @@ describe('an isolate repeats a negative answer for at most 30 s (token/cache.ts 
   });
 });
 
+describe('an isolate does not remember what the store did not say', () => {
+  // Mutations: any refusal remembered (`retryAt - now > 0`, or `>= STORE_RETRY_MS`): a store call
+  // that failed (retryAt 1 s ahead) then answers for the store.
+  it('a store call that failed is not repeated: the next request, at the same moment, asks the store again', async () => {
+    nextHourClock();
+    expect((await post('/t/edgehiccup', {})).status).toBe(200); // a token in the store
+    clearIsolateCache(); // a cold isolate: no token in hand to fall back on
+    const failing = failStoreCalls('edgehiccup');
+    let res: Awaited<ReturnType<typeof post>>;
+    try {
+      res = await post('/t/edgehiccup', {});
+    } finally {
+      failing.restore();
+    }
+    expect(res.json()).toMatchObject({ reason: 'token-store-unavailable' });
+    const store = countStoreCalls('edgehiccup');
+    try {
+      const again = await post('/t/edgehiccup', {});
+      expect(again.status, again.text).toBe(200);
+      expect(store.calls).toBe(1);
+    } finally {
+      store.restore();
+    }
+  });
+});
+
 describe('Retry-After is never below 1 (a 0 invites a busy loop)', () => {
   const retryAfter = (res: { headers: Headers }) => res.headers.get('Retry-After');
 
@@ -236,6 +262,17 @@ describe('which token endpoint answers are transient', () => {
     expect(res.json()).toMatchObject({ reason: 'token-endpoint-unavailable', detail: `token endpoint answered ${status}` });
     expect(Number(res.headers.get('Retry-After'))).toBeGreaterThanOrEqual(1);
     expect((await tokenHits('edgestatus')).length - before).toBe(2);
+  });
+
+  // Mutation: 405 left out of the configuration errors (`s === 404` only): it read as refused credentials.
+  it.each([[404], [405]])('%i at token_url is a configuration error: sent once, 502 naming token_url and token_method', async (status) => {
+    nextHourClock();
+    const before = (await tokenHits('edgestatus')).length;
+    await setToken('edgestatus', { status, body: '' });
+    const res = await post('/t/edgestatus', {});
+    expect(res.status).toBe(502);
+    expect(res.json()).toMatchObject({ reason: 'token-endpoint-misconfigured', detail: `token endpoint answered ${status}: check token_url and token_method` });
+    expect((await tokenHits('edgestatus')).length - before).toBe(1);
   });
 
   it.each([[400], [401], [409], [499]])('%i is a refusal: sent once, 502 naming the credentials', async (status) => {
@@ -334,6 +371,79 @@ describe('times are half-open: [from, until)', () => {
     clock.set(t0 + 62 * SECOND);
     const again = await post('/t/edgebudget', {});
     expect(again.status, again.text).toBe(200);
+  });
+});
+
+describe('a token that ends while the store\'s answer travels', () => {
+  /** Make the store's answer for `upstream` arrive at `at` (a slow RPC), as seen by the fake clock. */
+  function arriveAt(upstream: string, clock: ReturnType<typeof fakeClock>, at: () => number) {
+    const proto = TokenStore.prototype;
+    const original = proto.getToken;
+    proto.getToken = async function (this: TokenStore, k) {
+      const r = await original.call(this, k);
+      if (k.upstream === upstream) clock.set(at());
+      return r;
+    };
+    return { restore: () => void (proto.getToken = original) };
+  }
+
+  // Mutation: the isolate takes a lease that is already at its usable end (`now > usableUntil`).
+  it('is not injected when it arrives at its usable end; 1 ms earlier it is', async () => {
+    const clock = nextHourClock();
+    const t0 = clock.now();
+    await setToken('edgelate', { expiresIn: 600 }); // usable until 590 s
+    expect((await post('/t/edgelate', {})).status).toBe(200);
+    const calls = (await apiHits('edgelate')).length;
+    let arrival = t0 + 590 * SECOND - 1;
+    const slow = arriveAt('edgelate', clock, () => arrival);
+    try {
+      clearIsolateCache();
+      clock.set(t0 + 100 * SECOND);
+      expect((await post('/t/edgelate', {})).status).toBe(200);
+      clearIsolateCache();
+      clock.set(t0 + 100 * SECOND);
+      arrival = t0 + 590 * SECOND;
+      const late = await post('/t/edgelate', {});
+      expect(late.status).toBe(503);
+      expect(late.json()).toMatchObject({ reason: 'token-endpoint-unavailable', detail: 'the token store returned a token that is no longer usable' });
+      expect((await apiHits('edgelate')).length - calls).toBe(1);
+    } finally {
+      slow.restore();
+    }
+  });
+});
+
+describe('a rejection reported while the isolate already holds a newer token', () => {
+  // Mutation: the isolate answers a report of an old token with its newer one even when that is no
+  // longer usable (`usableUntil` check dropped).
+  it('the newer token is retried with only while it is usable: expired too, the store is asked for a good one', async () => {
+    const clock = nextHourClock();
+    const t0 = clock.now();
+    await setToken('edgenewer', { expiresIn: 600 }); // usable until 590 s after it was sent
+    expect((await post('/t/edgenewer', { r: 0 })).status).toBe(200); // token A
+    const a = await lastToken('edgenewer');
+    // R1 sets off with A; the API holds every call 3 s (real time: room for what follows) and
+    // rejects the first to wake.
+    await setApi('edgenewer', { delayMs: 3000, rejectNext: 1 });
+    const before = (await apiHits('edgenewer')).length;
+    const r1 = post('/t/edgenewer', { r: 1 });
+    await vi.waitFor(async () => expect((await apiHits('edgenewer')).length).toBe(before + 1), { interval: 5, timeout: 1000 });
+    // Meanwhile A expires and another request brings token B (usable until 1181 s) into the isolate...
+    clock.set(t0 + 591 * SECOND);
+    const r2 = post('/t/edgenewer', { r: 2 });
+    await vi.waitFor(async () => expect(await tokenHits('edgenewer')).toHaveLength(2), { interval: 5, timeout: 1500 });
+    // ...and B expires too before R1's rejection comes back.
+    clock.set(t0 + 1200 * SECOND);
+    const [res1, res2] = await Promise.all([r1, r2]);
+    expect([res1.status, res2.status], res1.text).toEqual([200, 200]);
+    const calls = (await apiHits('edgenewer')).slice(before);
+    const b = bearer(calls.find((h) => h.body === '{"r":2}')!);
+    const retried = calls.filter((h) => h.body === '{"r":1}').map(bearer);
+    expect(retried[0]).toBe(a);
+    expect(retried).toHaveLength(2);
+    expect(retried[1]).not.toBe(b); // B was not usable any more at 1200 s
+    expect(retried[1]).not.toBe(a);
+    expect(await tokenHits('edgenewer')).toHaveLength(3);
   });
 });
 
