@@ -3,8 +3,8 @@
  * `max_body_bytes` passes and one byte more is a 413; a field of exactly `max_field_length` passes
  * and one more is a 422; for JSON, urlencoded and multipart bodies, with multi-byte UTF-8 characters
  * (the body limit counts bytes, the field limit characters, as the README's key names and the 422's
- * wording say). And an allowed origin's subdomain is another origin. Each test failed on a one-line
- * change that no other test noticed (named above it).
+ * wording say). And an allowed origin's subdomain is another origin. Each test names the one-line
+ * mutations it fails on; unless it says "also caught by", no other test failed on them.
  */
 import { describe, expect, it } from 'vitest';
 import { ORIGIN } from '../fixtures/config';
@@ -65,7 +65,8 @@ function streamed(body: string): ReadableStream<Uint8Array> {
 }
 
 describe(`max_body_bytes (${EDGE_MAX_BODY_BYTES}) counts bytes: exactly that passes, one byte more is a 413`, () => {
-  // Mutations: `maxSize: route.max_body_bytes - 1` (exactly N refused) and `+ 1` (N + 1 passes).
+  // Mutations: `maxSize: route.max_body_bytes - 1` (exactly N refused) and `+ 1` (N + 1 passes;
+  // also caught by the opaque-body test in gateway.requests.test.ts).
   for (const encoding of Object.keys(ENCODINGS) as Encoding[]) {
     it(`${encoding}: ${EDGE_MAX_BODY_BYTES} bytes (fewer characters) reach the API whole; ${EDGE_MAX_BODY_BYTES + 1} bytes do not`, async () => {
       const exact = bodyOfBytes(encoding, EDGE_MAX_BODY_BYTES);
@@ -96,8 +97,9 @@ describe(`max_body_bytes (${EDGE_MAX_BODY_BYTES}) counts bytes: exactly that pas
 });
 
 describe(`max_field_length (${EDGE_MAX_FIELD_LENGTH}) counts characters: exactly that passes, one more is a 422`, () => {
-  // Mutations: `v.length >= max` (exactly N refused), `v.length > max + 1` (N + 1 passes), and the
-  // length counted in UTF-8 bytes (N three-byte characters refused).
+  // Mutations: `v.length >= max` (exactly N refused), the length counted in UTF-8 bytes (N
+  // three-byte characters refused), and `v.length > max + 1` (N + 1 passes; also caught by
+  // gateway.inputs.test.ts).
   const exact = '€'.repeat(EDGE_MAX_FIELD_LENGTH); // 3 × the limit in bytes
   const over = '€'.repeat(EDGE_MAX_FIELD_LENGTH + 1);
 

@@ -1,8 +1,9 @@
 /**
- * The token layer at its edges (issue 14): each test here failed on a plausible one-line bug that no
- * other test noticed (named above it). Observed as a caller sees it: the Worker's answers, the
- * token the API received, the TokenStore calls an isolate makes, the stand-in's token requests.
- * On a fake clock (src/clock.ts): in workerd `Date.now()` only moves across I/O.
+ * The token layer at its edges (issue 14). Each test names the one-line mutation it fails on; unless
+ * it says "also caught by", no other test failed on that mutation. Observed as a caller sees it:
+ * the Worker's answers, the token the API received, the TokenStore calls an isolate makes, the
+ * stand-in's token requests. On a fake clock (src/clock.ts): in workerd `Date.now()` only moves
+ * across I/O.
  */
 import { describe, expect, it, vi } from 'vitest';
 import { clearIsolateCache } from '../../src/token/cache';
@@ -36,7 +37,8 @@ function countRejectionReports(upstream: string) {
 }
 
 describe('refresh-ahead reaches the isolates (the refresh margin is in the lease they hold)', () => {
-  // Mutation: the lease's hardRefreshAt without the margin (`hardRefreshAt: hard`).
+  // Mutation: the lease's hardRefreshAt without the margin (`hardRefreshAt: hard`). Also fails on
+  // the lease's hard end without the skew, and on the isolate's `now < refreshAt` as `<=`.
   it('a sliding token with a JWT exp: a warm isolate asks the store refresh_margin (capped at 1/20) before the hard end, and the refresh runs in the background', async () => {
     const clock = fakeClock();
     const t0 = clock.now();
@@ -72,8 +74,8 @@ describe('refresh-ahead reaches the isolates (the refresh margin is in the lease
     }
   });
 
-  // Mutation: the lease's refreshAt without the margin (`refreshAt: until`). (Also caught by the
-  // hiccup test in token-promises.test.ts; this one says what the margin is for.)
+  // Mutation: the lease's refreshAt without the margin (`refreshAt: until`); also caught by the
+  // hiccup test in token-promises.test.ts (this one says what the margin is for).
   it('a fixed-expiry JWT (no expires_in): a warm isolate asks the store refresh_margin before the usable end, and the refresh runs in the background', async () => {
     const clock = fakeClock();
     const t0 = clock.now();
@@ -137,7 +139,8 @@ describe('an isolate repeats a negative answer for at most 30 s (token/cache.ts 
     }
   });
 
-  // Mutation: the kept answer remembered until its retryAt (`until: outcome.retryAt`).
+  // Mutations: the kept answer remembered until its retryAt (`until: outcome.retryAt`), or held at
+  // its end (`now <= kept.until`).
   it('a token kept on a rejection (budget spent for an hour): the isolate repeats the 502 for 30 s, then reports again', async () => {
     const clock = fakeClock();
     const t0 = clock.now();
@@ -287,7 +290,8 @@ describe('which token endpoint answers are transient', () => {
 });
 
 describe('times are half-open: [from, until)', () => {
-  // Mutations: the store's `now < refreshAt` as `<=`, and the isolate's `now < lease.refreshAt` as `<=`.
+  // Mutations: the isolate's `now < lease.refreshAt` as `<=`; the store's `now < refreshAt` as `<=`
+  // (also caught by the fast-check property in policy.property.test.ts).
   it('a fixed 600 s token (30 s margin) is due for refresh at 560 s exactly: the isolate asks, the store refreshes in the background', async () => {
     const clock = fakeClock();
     const t0 = clock.now();
@@ -309,7 +313,8 @@ describe('times are half-open: [from, until)', () => {
     }
   });
 
-  // Mutation: the store's `isUsable` as `now <= usableUntil` (the token handed out at its usable end).
+  // Mutation: `isUsable` as `now <= usableUntil` (the token handed out at its usable end); also
+  // caught by policy.test.ts, this is what a caller sees of it.
   it('at its usable end exactly (590 s of 600 s), a token is not injected: a new one is fetched first', async () => {
     const clock = nextHourClock();
     const t0 = clock.now();
@@ -345,7 +350,8 @@ describe('times are half-open: [from, until)', () => {
     }
   });
 
-  // Mutations: the cool-down's `now < block.until` as `<=` (store), the refusal's `now < until` as `<=` (isolate).
+  // Mutations: the isolate's remembered refusal held at its `until` (`now <= until`); the store's
+  // cool-down likewise (also caught by the contract cases).
   it('a client that comes back exactly when Retry-After said gets through (a throttle of 30 s)', async () => {
     const clock = nextHourClock();
     const t0 = clock.now();
@@ -358,7 +364,8 @@ describe('times are half-open: [from, until)', () => {
     expect(again.status, again.text).toBe(200);
   });
 
-  // Mutation: a token request still counted at `countsUntil` exactly (`countsUntil(r, p) >= now`).
+  // Mutation: a token request still counted at `countsUntil` exactly (`countsUntil(r, p) >= now`);
+  // also caught by the contract case ct-fixed-budget, this is the Retry-After a caller was given.
   it('... and when a spent budget said so (1 per 60 s: the answer came back at 0 s, so it frees at 62 s)', async () => {
     const clock = nextHourClock();
     const t0 = clock.now();
