@@ -121,8 +121,10 @@ function check(env: Environment, root: string, namedSecrets: string[] | undefine
   try {
     const config = parseConfig(vars ?? {});
     const bindings = declaredBindings(env.section);
+    // With --secrets only the names are known: a client-assertion key is checked for presence, not content.
+    const bound = (kind: BindingKind, value: unknown) => value instanceof Declared && value.kinds.has(kind);
     const pacer = hasDurableObject(env.section, 'PACER', 'Pacer') ? { PACER: DECLARED_NAMESPACE } : {};
-    problems.push(...startIssues(config, { ...vars, ...secrets, ...bindings, ...pacer }, (kind, value) => value instanceof Declared && value.kinds.has(kind)).map((i) => i.issue));
+    problems.push(...startIssues(config, { ...vars, ...secrets, ...bindings, ...pacer }, bound, namedSecrets !== undefined).map((i) => i.issue));
     // What only wrangler.toml can tell: a route's period is its binding's (else Retry-After lies).
     // (A binding not declared at all is already a start issue above.)
     const ratelimits = (Array.isArray(env.section.ratelimits) ? env.section.ratelimits : []).flatMap((e: unknown) =>

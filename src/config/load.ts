@@ -241,13 +241,13 @@ export function loadConfig(env: ConfigVars): Config {
   if (entry === undefined) {
     try {
       const { config, broken } = parseParts(env);
+      const upstreams: Record<string, string[]> = {};
       for (const { part, issue } of startIssues(config, env)) {
         if (part.kind === 'status') {
           broken.status = [...(broken.status ?? []), issue];
           delete config.status;
         } else if (part.kind === 'upstream') {
-          (broken.upstreams[part.name] ??= []).push(issue);
-          delete config.upstreams[part.name];
+          (upstreams[part.name] ??= []).push(issue);
         } else {
           const r = config.routes[part.name];
           const was = broken.routes[part.name];
@@ -255,14 +255,7 @@ export function loadConfig(env: ConfigVars): Config {
           delete config.routes[part.name];
         }
       }
-      // Routes of an upstream that failed its start checks fail with it.
-      for (const [name, r] of Object.entries(config.routes)) {
-        const issues = broken.upstreams[r.upstream];
-        if (issues === undefined) continue;
-        delete config.routes[name];
-        broken.routes[name] = { path: r.path, methods: r.methods, issues };
-      }
-      entry = { ...config, broken };
+      entry = withBrokenUpstreams({ ...config, broken }, upstreams);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       entry = e;
@@ -271,6 +264,30 @@ export function loadConfig(env: ConfigVars): Config {
   }
   if (entry instanceof ConfigError) throw entry;
   return entry;
+}
+
+/**
+ * `config` with the upstreams named in `failed` moved to `broken` with their issues, and their
+ * routes with them (they could only fail). For the start checks here, and for an upstream that
+ * fails only when upstream.ts resolves it (a key WebCrypto will not import). A new object when
+ * anything moves; `config` itself is left as it is.
+ */
+export function withBrokenUpstreams(config: Config, failed: Record<string, string[]>): Config {
+  if (Object.keys(failed).length === 0) return config;
+  const upstreams = { ...config.upstreams };
+  const routes = { ...config.routes };
+  const broken: BrokenParts = { ...config.broken, upstreams: { ...config.broken.upstreams }, routes: { ...config.broken.routes } };
+  for (const [name, issues] of Object.entries(failed)) {
+    broken.upstreams[name] = [...(broken.upstreams[name] ?? []), ...issues];
+    delete upstreams[name];
+  }
+  for (const [name, r] of Object.entries(routes)) {
+    const issues = broken.upstreams[r.upstream];
+    if (issues === undefined) continue;
+    delete routes[name];
+    broken.routes[name] = { path: r.path, methods: r.methods, issues };
+  }
+  return { ...config, upstreams, routes, broken };
 }
 
 /** Every issue of a loaded config (empty when every part works). */

@@ -41,7 +41,7 @@ const credentialUrl = httpUrl.superRefine((s, ctx) => {
 const scopeList = z.string().refine((s) => s.trim() !== '', 'must name at least one scope (leave the key out for none)');
 
 /** Form parameters we set ourselves; `extra_params` may not overwrite them. */
-const RESERVED_PARAMS = ['grant_type', 'scope', 'client_id', 'client_secret'];
+const RESERVED_PARAMS = ['grant_type', 'scope', 'client_id', 'client_secret', 'client_assertion', 'client_assertion_type'];
 
 const budgetSchema = z.strictObject({
   /** Most token requests in any window. */
@@ -124,6 +124,119 @@ const pacingSchema = z.strictObject({
 
 export type PacingConfig = z.infer<typeof pacingSchema>;
 
+// =============================================================================================
+// Client authentication beyond a shared secret (issue 16): signed client assertions
+// (`private_key_jwt`, `client_secret_jwt`) and mutual TLS (`tls_client_auth`,
+// `self_signed_tls_client_auth`, certificate-bound tokens). Their keys and the checks between
+// them, in one block (docs/client-authentication.md); their secrets are read in secrets.ts.
+// =============================================================================================
+
+/** RFC 6749 §2.3.1, RFC 7523 / OpenID Connect Core §9, RFC 8705 §2. */
+export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'client_secret_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none'] as const;
+export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
+/** The methods that need the client secret. */
+const SECRET_METHODS: readonly ClientAuthMethod[] = ['client_secret_basic', 'client_secret_post', 'client_secret_jwt'];
+/** The methods that send a client assertion. */
+export const ASSERTION_METHODS: readonly ClientAuthMethod[] = ['private_key_jwt', 'client_secret_jwt'];
+/** The methods that authenticate with the client certificate itself. */
+const MTLS_METHODS: readonly ClientAuthMethod[] = ['tls_client_auth', 'self_signed_tls_client_auth'];
+
+/** The signing algorithms a `private_key_jwt` key may use (RFC 7518, RFC 8037). */
+export const KEY_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
+export type KeyAlg = (typeof KEY_ALGS)[number];
+
+/** One private key that signs `private_key_jwt` assertions. */
+const assertionKeySchema = z.strictObject({
+  /** The Worker secret holding the private key: PKCS#8 PEM or a JWK. */
+  from: secretName,
+  alg: z.enum(KEY_ALGS, { error: `must be one of ${KEY_ALGS.join(', ')}` }),
+  /** The key's id as registered with the server, sent as the assertion's `kid` header. */
+  kid: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1 to 200 printable characters').optional(),
+});
+
+const clientAssertionSchema = z.strictObject({
+  /** private_key_jwt: the current key, then (while rotating) the previous one. */
+  keys: z.array(assertionKeySchema).min(1).max(2, 'at most two keys: the current one and, while rotating, the previous one').optional(),
+  /** The assertion's `aud`; default: token_url. */
+  audience: z.string().min(1).max(2000).optional(),
+});
+
+/** RFC 8705 §3.1 `x5t#S256`: the base64url SHA-256 of the certificate's DER. */
+const certificateThumbprint = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "must be the certificate's SHA-256 thumbprint in base64url, as in cnf.x5t#S256 (docs/client-authentication.md)");
+
+/** Who presents the client certificate. */
+const mtlsSchema = z.discriminatedUnion('via', [
+  /** A Cloudflare mTLS certificate binding (`mtls_certificates` in wrangler.toml). */
+  z.strictObject({ via: z.literal('binding'), binding: secretName, certificate: certificateThumbprint }),
+  /** The egress origin, which holds the certificate (nginx: proxy_ssl_certificate). */
+  z.strictObject({ via: z.literal('egress'), certificate: certificateThumbprint }),
+]);
+
+/** The client-authentication keys of an upstream (spread into `upstreamSchema`). */
+const clientAuthKeys = {
+  /** RFC 6749 §2.3.1 client authentication, and the assertion and mTLS methods above. */
+  client_auth: z.enum(CLIENT_AUTH_METHODS).default('client_secret_basic'),
+  /** How client assertions are made: keys (private_key_jwt) and audience. */
+  client_assertion: clientAssertionSchema.optional(),
+  /** Mutual TLS: who presents the client certificate, and its thumbprint. */
+  mtls: mtlsSchema.optional(),
+  /** The API calls carry tokens bound to the certificate: send them through the mTLS path too. */
+  certificate_bound_tokens: z.boolean().default(false),
+};
+
+/** What `clientAuthIssues` reads of an upstream. */
+interface ClientAuthSettings {
+  client_auth: ClientAuthMethod;
+  client_assertion?: z.infer<typeof clientAssertionSchema> | undefined;
+  mtls?: z.infer<typeof mtlsSchema> | undefined;
+  certificate_bound_tokens: boolean;
+  client_id?: string | undefined;
+  client_id_from?: string | undefined;
+  client_secret_from?: string | undefined;
+  token_method: 'POST' | 'GET';
+  egress: { mode: 'direct' | 'binding' | 'origin' };
+}
+
+/** Client-authentication settings that cannot work, each reported on its key. */
+function clientAuthIssues(u: ClientAuthSettings, issue: (path: string, message: string) => void): void {
+  if (u.client_auth !== 'none') {
+    if (u.client_id === undefined && u.client_id_from === undefined) issue('client_id', `${u.client_auth} needs client_id or client_id_from`);
+    if (SECRET_METHODS.includes(u.client_auth) && u.client_secret_from === undefined) issue('client_secret_from', `${u.client_auth} needs the name of the Worker secret holding the client secret`);
+  }
+  const a = u.client_assertion;
+  if (u.client_auth === 'private_key_jwt' && a?.keys === undefined) {
+    issue('client_assertion', 'private_key_jwt needs client_assertion = { keys = [{ from = "<Worker secret with the private key>", alg = "ES256" }] }');
+  }
+  if (a !== undefined && !ASSERTION_METHODS.includes(u.client_auth)) {
+    issue('client_assertion', `${u.client_auth} sends no client assertion; set client_auth = "private_key_jwt" or "client_secret_jwt", or leave client_assertion out`);
+  } else if (a?.keys !== undefined && u.client_auth === 'client_secret_jwt') {
+    issue('client_assertion', 'client_secret_jwt signs with the client secret (HS256): keys are for private_key_jwt');
+  }
+  const keys = a?.keys ?? [];
+  if (keys.length === 2 && keys[0]!.from === keys[1]!.from) issue('client_assertion', 'the two keys are the same Worker secret: the second is the previous key of a rotation');
+  if (keys.length === 2 && keys[0]!.kid !== undefined && keys[0]!.kid === keys[1]!.kid) issue('client_assertion', 'the two keys have the same kid: the server could not tell them apart');
+  if (ASSERTION_METHODS.includes(u.client_auth) && u.token_method === 'GET') {
+    issue('token_method', 'GET would put the client assertion in the URL; use POST');
+  }
+  const m = u.mtls;
+  if (MTLS_METHODS.includes(u.client_auth) && m === undefined) {
+    issue(
+      'mtls',
+      `${u.client_auth} presents a client certificate: set mtls = { via = "binding", binding = "<mtls_certificates binding>", certificate = "<x5t#S256>" }, ` +
+        'or mtls = { via = "egress", certificate = "<x5t#S256>" } with an egress origin that holds the certificate (docs/client-authentication.md)',
+    );
+  }
+  if (u.certificate_bound_tokens && m === undefined) issue('certificate_bound_tokens', 'certificate-bound tokens need the certificate: set mtls');
+  if (m?.via === 'binding' && u.egress.mode !== 'direct') {
+    issue('mtls', `the mTLS binding sends requests itself, so they would not leave through the ${u.egress.mode} egress: with an egress, use mtls = { via = "egress", ... } and have the egress hold the certificate`);
+  }
+  if (m?.via === 'egress' && u.egress.mode !== 'origin') {
+    issue('mtls', 'via = "egress" needs egress = { mode = "origin", ... }: only an egress origin can hold the certificate (nginx: proxy_ssl_certificate)');
+  }
+}
+
+// ============================ end of the client-authentication block =========================
+
 export const upstreamSchema = z
   .strictObject({
     /** Base URL of the API; route targets are appended to its path. */
@@ -131,8 +244,8 @@ export const upstreamSchema = z
     /** Token endpoint. */
     token_url: credentialUrl,
     token_method: z.enum(['POST', 'GET']).default('POST'),
-    /** RFC 6749 §2.3.1 client authentication. */
-    client_auth: z.enum(['client_secret_basic', 'client_secret_post', 'none']).default('client_secret_basic'),
+    /** Client authentication: `client_auth` and its keys, in the client-authentication block above. */
+    ...clientAuthKeys,
     client_id: z.string().min(1).optional(),
     client_id_from: secretName.optional(),
     client_secret_from: secretName.optional(),
@@ -204,10 +317,7 @@ export const upstreamSchema = z
   .superRefine((u, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
     if (u.client_id !== undefined && u.client_id_from !== undefined) issue('client_id', 'set client_id or client_id_from, not both');
-    if (u.client_auth !== 'none') {
-      if (u.client_id === undefined && u.client_id_from === undefined) issue('client_id', `${u.client_auth} needs client_id or client_id_from`);
-      if (u.client_secret_from === undefined) issue('client_secret_from', `${u.client_auth} needs the name of the Worker secret holding the client secret`);
-    }
+    clientAuthIssues(u, issue);
     if (u.grant === 'password') {
       if (u.username !== undefined && u.username_from !== undefined) issue('username', 'set username or username_from, not both');
       if (u.username === undefined && u.username_from === undefined) issue('username', 'the password grant needs username or username_from');

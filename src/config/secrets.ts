@@ -1,13 +1,15 @@
 /**
  * @module Secrets and bindings: the one typed way to read what the config names in `env` (a Worker
- * secret by its name, a service or rate-limiting binding by its name), and the start checks that
- * each is there, of the right kind and strong enough where it guards something.
+ * secret by its name, a service, rate-limiting or mTLS certificate binding by its name), and the
+ * start checks that each is there, of the right kind and strong enough where it guards something
+ * (a client-assertion key: a private key of the kind its algorithm needs).
  *
  * The config names secrets and bindings (`client_secret_from = "ABS_SECRET"`), so they cannot be
  * fields of a static `Env` type; every read goes through `secretIn`/`bindingIn` here instead of a
  * cast at the place of use. Values are never logged or put in a message: only keys and names.
  */
-import { ConfigError, type Config, type UpstreamConfig } from './schema';
+import { checkSigningKey, type KeyText } from '../token/client-keys';
+import { ConfigError, type Config, type KeyAlg, type UpstreamConfig } from './schema';
 
 /** A Worker secret (or var) by name: its value when it is a non-empty string, else undefined. */
 export function secretIn(env: object, name: string): string | undefined {
@@ -34,6 +36,8 @@ export interface RateLimitBinding {
 export const BINDING_KINDS = {
   fetcher: { what: 'service binding', sections: ['services', 'vpc_services', 'vpc_networks'], hint: '', is: isFetcher },
   ratelimit: { what: 'rate limiting binding', sections: ['ratelimits'], hint: ' (declare it under [[ratelimits]] in wrangler.toml)', is: isRateLimiter },
+  /** A Cloudflare mTLS certificate binding: a Fetcher that presents the client certificate. */
+  mtls: { what: 'mTLS certificate binding', sections: ['mtls_certificates'], hint: ' (declare it under mtls_certificates in wrangler.toml)', is: isFetcher },
 } satisfies Record<string, { what: string; sections: string[]; hint: string; is: (v: unknown) => boolean }>;
 
 export type BindingKind = keyof typeof BINDING_KINDS;
@@ -41,9 +45,10 @@ export type BindingKind = keyof typeof BINDING_KINDS;
 interface BindingOfKind {
   fetcher: FetcherBinding;
   ratelimit: RateLimitBinding;
+  mtls: FetcherBinding;
 }
 
-const GUARDS: { [K in BindingKind]: (v: unknown) => v is BindingOfKind[K] } = { fetcher: isFetcher, ratelimit: isRateLimiter };
+const GUARDS: { [K in BindingKind]: (v: unknown) => v is BindingOfKind[K] } = { fetcher: isFetcher, ratelimit: isRateLimiter, mtls: isFetcher };
 
 /** A binding by name, when it is there and of `kind`. */
 export function bindingIn<K extends BindingKind>(env: object, name: string, kind: K): BindingOfKind[K] | undefined {
@@ -84,6 +89,7 @@ export function namedBindings(config: Pick<Config, 'upstreams' | 'routes'>): Nam
   const out: NamedBinding[] = [];
   for (const [name, u] of Object.entries(config.upstreams)) {
     if (u.egress.mode === 'binding') out.push({ key: `UPSTREAMS.${name}.egress.binding`, name: u.egress.binding, kind: 'fetcher', part: { kind: 'upstream', name } });
+    if (u.mtls?.via === 'binding') out.push({ key: `UPSTREAMS.${name}.mtls.binding`, name: u.mtls.binding, kind: 'mtls', part: { kind: 'upstream', name } });
   }
   for (const [name, r] of Object.entries(config.routes)) {
     if (r.rate_limit !== undefined) out.push({ key: `ROUTES.${name}.rate_limit`, name: r.rate_limit.binding, kind: 'ratelimit', part: { kind: 'route', name } });
@@ -111,6 +117,8 @@ export function startIssues(
   config: Pick<Config, 'upstreams' | 'routes' | 'status'>,
   env: object,
   bound: (kind: BindingKind, value: unknown) => boolean = (kind, v) => BINDING_KINDS[kind].is(v),
+  /** The secrets are known by name only (check-config --secrets): keys cannot be read, only found. */
+  secretsByName = false,
 ): StartIssue[] {
   const issues: StartIssue[] = [];
   const collect = (part: ConfigPart, check: () => unknown) => {
@@ -127,6 +135,7 @@ export function startIssues(
     if (u.pacing !== undefined && !isNamespace(Reflect.get(env, 'PACER'))) {
       issues.push({ part, issue: `UPSTREAMS.${name}.pacing: needs the PACER Durable Object binding (class_name = "Pacer" in wrangler.toml)` });
     }
+    for (const issue of clientAuthStartIssues(name, u, env, !secretsByName)) issues.push({ part, issue });
     if (u.egress.mode === 'origin') {
       const from = u.egress.secret_from;
       collect(part, () => readEgressSecret(name, from, env));
@@ -206,4 +215,68 @@ export function readCredentials(name: string, u: UpstreamConfig, env: object): C
 /** The credential values, for redaction of any outside text. */
 export function sensitiveValues(c: Credentials): string[] {
   return [c.clientSecret, c.password, c.clientId, c.username].filter((v): v is string => v !== undefined);
+}
+
+// =============================================================================================
+// Client authentication (issue 16): the private keys of `private_key_jwt` and the client secret
+// of `client_secret_jwt`, read and checked at start (docs/client-authentication.md).
+// =============================================================================================
+
+/** RFC 7518 §3.2: an HS256 key (the client secret, for client_secret_jwt) has at least 256 bits. */
+const MIN_HS256_SECRET_BYTES = 32;
+
+/** A `private_key_jwt` key read from its Worker secret and checked against its algorithm. */
+export interface AssertionKey {
+  from: string;
+  alg: KeyAlg;
+  kid?: string;
+  key: KeyText;
+}
+
+/**
+ * The private keys of a `private_key_jwt` upstream, read from their Worker secrets and checked
+ * (present, a private key, of the kind `alg` needs). Throws `ConfigError` naming each bad key and
+ * what is wrong with it, never its content. `checkContent` false: present is enough (the secrets
+ * are known by name only).
+ */
+export function readAssertionKeys(name: string, u: UpstreamConfig, env: object, checkContent = true): AssertionKey[] {
+  const issues: string[] = [];
+  const keys: AssertionKey[] = [];
+  for (const [i, k] of (u.client_assertion?.keys ?? []).entries()) {
+    const where = `UPSTREAMS.${name}.client_assertion.keys.${i}.from: Worker secret "${k.from}"`;
+    const value = secretIn(env, k.from);
+    if (value === undefined || value.trim() === '') {
+      issues.push(`${where} is not set`);
+      continue;
+    }
+    // `npm run check-config -- --secrets A,B` knows secrets by name only: nothing to read.
+    if (!checkContent) continue;
+    const checked = checkSigningKey(value, k.alg);
+    if (!checked.ok) {
+      issues.push(`${where} ${checked.why}`);
+      continue;
+    }
+    const kid = k.kid ?? checked.kid;
+    keys.push({ from: k.from, alg: k.alg, key: checked.key, ...(kid === undefined ? {} : { kid }) });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return keys;
+}
+
+/** The start checks of an upstream's client authentication: its keys, and a client secret strong enough to sign with. */
+function clientAuthStartIssues(name: string, u: UpstreamConfig, env: object, checkContent: boolean): string[] {
+  const issues: string[] = [];
+  try {
+    readAssertionKeys(name, u, env, checkContent);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    issues.push(...e.issues);
+  }
+  const secret = u.client_secret_from === undefined ? undefined : secretIn(env, u.client_secret_from);
+  if (u.client_auth === 'client_secret_jwt' && secret !== undefined && new TextEncoder().encode(secret).length < MIN_HS256_SECRET_BYTES) {
+    issues.push(
+      `UPSTREAMS.${name}.client_secret_from: Worker secret "${u.client_secret_from}" is too short to sign client_secret_jwt assertions (HS256 needs at least ${MIN_HS256_SECRET_BYTES} bytes, RFC 7518 §3.2)`,
+    );
+  }
+  return issues;
 }

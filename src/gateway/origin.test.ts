@@ -31,6 +31,11 @@ describe('originPolicy', () => {
     expect(allows('null', 'https://w.example')).toBe(false);
   });
 
+  it('a subdomain of an allowed origin is another origin', () => {
+    const allows = originPolicy([route({ allowed_origins: ['https://a.example'] })]);
+    for (const other of ['https://x.a.example', 'https://x.y.a.example', 'https://xa.example']) expect(allows(other, 'https://w.example'), other).toBe(false);
+  });
+
   it('no Origin: only when the route allows the Worker’s own origin', () => {
     expect(originPolicy([route({ allowed_origins: ['https://w.example'] })])(null, 'https://w.example')).toBe(true);
     expect(originPolicy([route({ allowed_origins: ['https://a.example'] })])(null, 'https://w.example')).toBe(false);

@@ -3,7 +3,8 @@
  * once, or when the test releases an answer) and a fake clock (`setClock`). The policy's rules are
  * tested in policy.test.ts and the contract cases (test/contract/); these are the engine's own
  * duties: single-flight, background refresh, rejection reports joining a refresh, the budget shared
- * by scope sets and spent by retries, and never handing out a token that is not usable now.
+ * by scope sets and spent by retries, never handing out a token that is not usable now, and the one
+ * fresh retry of a refused client assertion.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { setClock } from '../clock';
@@ -163,5 +164,52 @@ describe('TokenEngine: never a token that is not usable now', () => {
     h.answerAll(() => ({ after: 1_500, answer: tokenAnswer('tok-timely-one', 60) }));
     // 60 s from the send, minus 3 s (1/20): usable until 57 s although it arrived at 1.5 s.
     expect(await h.engine.getToken('')).toMatchObject({ kind: 'token', usableUntil: T0 + 57 * S });
+  });
+});
+
+describe('TokenEngine: a refused client assertion gets one fresh retry (issue 16)', () => {
+  const refusedAssertion: GrantResult = { ok: false, failure: { kind: 'refused', detail: 'token endpoint answered 401 (invalid_client)', freshRetry: true } };
+  const refused: GrantResult = { ok: false, failure: { kind: 'refused', detail: 'token endpoint answered 401 (invalid_client)' } };
+
+  /** An engine whose endpoint answers `answers[n]` in turn, recording what each request was told. */
+  function scripted(answers: GrantResult[], limits = { maxAttempts: 3, timeoutMs: 10 * S }, p = policy()) {
+    setClock({ now: () => T0 });
+    const told: boolean[] = [];
+    const engine = new TokenEngine(emptyState(), p, limits, {
+      request: async (_scope, _timeoutMs, afterRefusal) => {
+        told.push(afterRefusal);
+        return answers[told.length - 1] ?? refused;
+      },
+      save: () => {},
+      log: () => {},
+    });
+    return { engine, told };
+  }
+
+  it('refused once (a replayed jti): the next request, told so, gets the token', async () => {
+    const { engine, told } = scripted([refusedAssertion, tokenAnswer('tok-after-fresh-one')]);
+    expect(tokenOf(await engine.getToken(''))).toBe('tok-after-fresh-one');
+    expect(told).toEqual([false, true]);
+  });
+
+  it('refused twice: the cycle ends after two requests, not max_attempts', async () => {
+    const { engine, told } = scripted([refusedAssertion, refusedAssertion, tokenAnswer('tok-never-asked')]);
+    expect(await engine.getToken('')).toMatchObject({ kind: 'unavailable', reason: 'refused' });
+    expect(told).toEqual([false, true]);
+  });
+
+  it('a refusal that is not about the assertion is not retried', async () => {
+    const { engine, told } = scripted([refused, tokenAnswer('tok-never-asked')]);
+    expect(await engine.getToken('')).toMatchObject({ kind: 'unavailable', reason: 'refused' });
+    expect(told).toEqual([false]);
+  });
+
+  it('the retry is a token request like any other: max_attempts = 1 and a spent budget both stop it', async () => {
+    const one = scripted([refusedAssertion, tokenAnswer('tok-never-asked')], { maxAttempts: 1, timeoutMs: 10 * S });
+    expect(await one.engine.getToken('')).toMatchObject({ kind: 'unavailable', reason: 'refused' });
+    expect(one.told).toEqual([false]);
+    const budget = scripted([refusedAssertion, tokenAnswer('tok-never-asked')], undefined, policy({ budget: { max: 1, windowMs: HOUR, explicit: true } }));
+    expect(await budget.engine.getToken('')).toMatchObject({ kind: 'unavailable' });
+    expect(budget.told).toEqual([false]);
   });
 });

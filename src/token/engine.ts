@@ -2,7 +2,8 @@
  * @module Token engine: applies the policy to one credential set's state, with its I/O injected.
  *
  * Single-flight refreshes per scope set, refresh-ahead in the background while the current token is
- * still good, bounded retries within a deadline, rejection reports that replace a token only when a
+ * still good, bounded retries within a deadline (one more at once when the endpoint refused a
+ * client assertion: a fresh one may pass), rejection reports that replace a token only when a
  * replacement can be had. It sends token requests and persists state only through `EngineIO`, so
  * the TokenStore Durable Object (storage, egress, logs) and the Node-side contract tests (a fake
  * endpoint) run the very same code.
@@ -32,8 +33,11 @@ import {
 
 /** What the engine needs from its host. */
 export interface EngineIO {
-  /** Send one token request for `scope`, reading its answer within `timeoutMs`. Never throws. */
-  request(scope: string, timeoutMs: number): Promise<GrantResult>;
+  /**
+   * Send one token request for `scope`, reading its answer within `timeoutMs`. Never throws.
+   * `afterRefusal`: the previous request of this cycle was refused with `freshRetry`.
+   */
+  request(scope: string, timeoutMs: number, afterRefusal: boolean): Promise<GrantResult>;
   /** Persist the state (called after every change; cheap, synchronous). */
   save(): void;
   /** A structured log line (docs/operations.md, the event table); never a token or credential. */
@@ -162,6 +166,9 @@ export class TokenEngine {
     const { state: s, policy: p, io } = this;
     const deadline = Date.now() + this.limits.timeoutMs;
     let failure: CycleFailure = { kind: 'transient', detail: 'token request not sent' };
+    // A refused client assertion gets one more request per cycle, with a fresh assertion.
+    let freshUsed = false;
+    let afterRefusal = false;
     for (let attempt = 1; attempt <= this.limits.maxAttempts; attempt++) {
       const now = clock.now();
       const why: RequestCause = attempt === 1 ? cause : 'retry';
@@ -177,7 +184,7 @@ export class TokenEngine {
       // Counted before it leaves, so a crash mid-request still counts against the budget.
       const record = recordSend(s, p, now, why);
       io.save();
-      const result = await io.request(scope, remaining);
+      const result = await io.request(scope, remaining, afterRefusal);
       record.doneAt = clock.now();
       if (result.ok) {
         const held = holdToken(result.value.token, result.value, now, p, cause === 'rejected');
@@ -199,7 +206,14 @@ export class TokenEngine {
       io.save();
       failure = result.failure;
       io.log('token_request_failed', scope, { attempt, kind: failure.kind, detail: failure.detail });
-      if (failure.kind !== 'transient' || attempt === this.limits.maxAttempts) break;
+      const fresh = failure.freshRetry === true && !freshUsed;
+      if ((failure.kind !== 'transient' && !fresh) || attempt === this.limits.maxAttempts) break;
+      afterRefusal = fresh;
+      if (fresh) {
+        // Nothing to wait for: it was that one assertion the endpoint refused.
+        freshUsed = true;
+        continue;
+      }
       // Full-jitter exponential backoff, never past the deadline.
       const cap = RETRY_BASE_MS * 2 ** (attempt - 1);
       const pause = Math.min(cap / 2 + Math.random() * (cap / 2), deadline - Date.now());

@@ -3,7 +3,8 @@
  * strictly.
  *
  * Pure functions, no state: when to ask and how often is the policy's and the TokenStore's job.
- * Names follow RFC 6749 (`client_secret_basic`, `client_secret_post`). An answer that is not what
+ * Names follow RFC 6749 (`client_secret_basic`, `client_secret_post`), RFC 7523 and RFC 8705 (the
+ * assertion and mTLS methods: the assertion is signed by client-assertion.ts). An answer that is not what
  * the spec says is an error naming the field, never a silent default; bodies are decoded and read
  * through a size limit, in bounded memory; redirects are never followed (a 3xx would resend the
  * client secret to another host).
@@ -17,6 +18,7 @@ import { ACCEPT_ENCODING, CodingError, decodedBody } from '../decode';
 // Shorter tokens are refused at issue: a token that short could not be cut out of what the API echoes.
 import { parseMediaType } from '../media-type';
 import { MIN_TOKEN_LENGTH } from '../redact';
+import { CLIENT_ASSERTION_TYPE } from './client-assertion';
 import type { AnsweredLifetime, CycleFailure } from './policy';
 
 /** Largest token answer read (Go's oauth2 reads through a 1 MiB limit too). */
@@ -37,8 +39,11 @@ export function formEncode(s: string): string {
   return new URLSearchParams({ s }).toString().slice(2);
 }
 
-/** The token request for this upstream and scope set (`scope` already normalised, '' for none). */
-export function buildTokenRequest(u: UpstreamConfig, creds: Credentials, scope: string): Request {
+/**
+ * The token request for this upstream and scope set (`scope` already normalised, '' for none);
+ * `assertion` is the fresh client assertion of `private_key_jwt` / `client_secret_jwt`.
+ */
+export function buildTokenRequest(u: UpstreamConfig, creds: Credentials, scope: string, assertion?: string): Request {
   const params = new URLSearchParams();
   if (u.send_grant_type) params.set('grant_type', u.grant);
   if (u.grant === 'password') {
@@ -55,6 +60,14 @@ export function buildTokenRequest(u: UpstreamConfig, creds: Credentials, scope: 
   } else if (u.client_auth === 'client_secret_post') {
     params.set('client_id', creds.clientId ?? '');
     params.set('client_secret', creds.clientSecret ?? '');
+  } else if (u.client_auth === 'private_key_jwt' || u.client_auth === 'client_secret_jwt') {
+    // RFC 7523 §2.2; client_id too, which RFC 7521 §4.2 allows and some servers want.
+    params.set('client_id', creds.clientId ?? '');
+    params.set('client_assertion_type', CLIENT_ASSERTION_TYPE);
+    params.set('client_assertion', assertion ?? '');
+  } else if (u.client_auth === 'tls_client_auth' || u.client_auth === 'self_signed_tls_client_auth') {
+    // RFC 8705 §2: the certificate authenticates; client_id says which client it is.
+    params.set('client_id', creds.clientId ?? '');
   }
 
   // `manual`: a 3xx comes back to us as it is, and is refused (see readTokenResponse).

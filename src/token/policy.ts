@@ -306,6 +306,11 @@ export interface CycleFailure {
   detail: string;
   /** The endpoint's Retry-After, in ms. */
   retryAfterMs?: number;
+  /**
+   * The refusal was of this one request's client assertion (a replayed `jti`, a key the server
+   * does not have yet): one more request in the cycle, with a fresh assertion, may succeed.
+   */
+  freshRetry?: boolean;
 }
 
 /**

@@ -14,6 +14,7 @@ import { ConfigError, scopesOf } from '../config/schema';
 import { EgressRefused, withTimeout } from '../egress';
 import type { Env } from '../env';
 import { logEvent, type TokenEvent } from '../log';
+import { boundTokenProblem } from '../mtls';
 import { redact } from '../redact';
 import { wiringFor, type Upstream, type Wiring } from '../upstream';
 import { legacyStoreName } from './credential-set';
@@ -135,11 +136,25 @@ export class TokenStore extends DurableObject<Env> implements TokenStoreApi {
     }
     const s = state;
     return new TokenEngine(s, p, { maxAttempts: settings.max_attempts, timeoutMs: settings.token_timeout_ms }, {
-      request: async (scope, timeoutMs): Promise<GrantResult> => {
+      request: async (scope, timeoutMs, afterRefusal): Promise<GrantResult> => {
+        let assertion: string | undefined;
         try {
-          const result = await withTimeout(timeoutMs, async (signal) => readTokenResponse(settings, await u.send(new Request(buildTokenRequest(settings, u.credentials, scope), { signal }), TOKEN_FETCH)));
+          assertion = u.signer === undefined ? undefined : await u.signer.sign(clock.now(), afterRefusal);
+        } catch {
+          return { ok: false, failure: { kind: 'misconfigured', detail: `the client assertion could not be signed (UPSTREAMS.${u.name}.client_assertion)` } };
+        }
+        try {
+          const request = (signal: AbortSignal) => new Request(buildTokenRequest(settings, u.credentials, scope, assertion), { signal });
+          const result = await withTimeout(timeoutMs, async (signal) => readTokenResponse(settings, await u.sendToken(request(signal), TOKEN_FETCH)));
+          if (result.ok) {
+            // A token bound to a certificate the API calls would not present: never handed out.
+            const bound = boundTokenProblem(settings, result.value.token);
+            return bound === undefined ? result : { ok: false, failure: { kind: 'misconfigured', detail: bound } };
+          }
+          // A refused assertion may be that one assertion's fault (a replayed jti, a key not yet registered).
+          const freshRetry = u.signer !== undefined && result.failure.kind === 'refused';
           // Details are built from statuses and codes only; redacted anyway, belt and braces.
-          return result.ok ? result : { ok: false, failure: { ...result.failure, detail: redact(result.failure.detail, u.sensitive) } };
+          return { ok: false, failure: { ...result.failure, detail: redact(result.failure.detail, u.sensitive), ...(freshRetry ? { freshRetry } : {}) } };
         } catch (e) {
           // The egress would not forward it: fix the egress or its secret; sent again, it fails alike.
           if (e instanceof EgressRefused) return { ok: false, failure: { kind: 'misconfigured', detail: e.message } };

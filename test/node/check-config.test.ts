@@ -5,6 +5,7 @@
  * wrangler.toml in a temporary directory and runs the script as CI would.
  */
 import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -147,5 +148,29 @@ describe('npm run check-config', () => {
     const without = spawnSync(join(ROOT, 'node_modules/.bin/node'), args.slice(0, -1).concat('DEMO_CLIENT_SECRET'), { cwd: ROOT, encoding: 'utf8' });
     expect(without.status).toBe(1);
     expect(without.stdout).toContain('error [env.turnstile] ROUTES.code.turnstile.secret_from: Worker secret "DEMO_TURNSTILE_SECRET" is not set');
+  });
+  it('client authentication (issue 16): a key that does not fit its alg, read from .dev.vars; --secrets checks presence only; the mTLS binding under mtls_certificates', () => {
+    const auth = [
+      'client_auth = "private_key_jwt"',
+      'client_assertion = { keys = [{ from = "API_KEY", alg = "ES256" }] }',
+      'mtls = { via = "binding", binding = "API_CERT", certificate = "' + 'x'.repeat(43) + '" }',
+    ].join('\n');
+    const toml = HEAD + environment('', auth).replace('client_secret_from = "ABS_SECRET"\n', '');
+    const rsa = JSON.stringify(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }));
+    const bad = checkConfig({ 'wrangler.toml': toml, '.dev.vars': `API_KEY=${rsa}\n` });
+    expect(bad.code, bad.out).toBe(1);
+    expect(bad.lines).toEqual([
+      'error [top level] UPSTREAMS.abs.client_assertion.keys.0.from: Worker secret "API_KEY" is an RSA key, but ES256 needs a P-256 key (make one with: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256)',
+      'error [top level] UPSTREAMS.abs.mtls.binding: no mTLS certificate binding named "API_CERT" (declare it under mtls_certificates in wrangler.toml)',
+      'check-config: problems in top level',
+    ]);
+    const declared = `${toml}\n[[mtls_certificates]]\nbinding = "API_CERT"\ncertificate_id = "00000000-0000-0000-0000-000000000000"\n`;
+    const named = checkConfig({ 'wrangler.toml': declared }, ['--secrets', 'API_KEY']);
+    expect(named.code, named.out).toBe(0);
+    // Named by --secrets but not among them: still missing.
+    const unnamed = checkConfig({ 'wrangler.toml': declared }, ['--secrets', 'OTHER']);
+    expect(unnamed.lines).toContain('error [top level] UPSTREAMS.abs.client_assertion.keys.0.from: Worker secret "API_KEY" is not set');
+    const ec = JSON.stringify(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }));
+    expect(checkConfig({ 'wrangler.toml': declared, '.dev.vars': `API_KEY=${ec}\n` }).code).toBe(0);
   });
 });

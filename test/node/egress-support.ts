@@ -31,7 +31,11 @@ export async function freePort(): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 
 /** A throwaway CA in `dir`; `issue` makes a server certificate it signs. */
-export function makeCa(dir: string): { caPath: string; issue(name: string, altNames: string[]): { cert: string; key: string; certPath: string; keyPath: string } } {
+export function makeCa(dir: string): {
+  caPath: string;
+  /** A certificate for `name`: a server's (`serverAuth`, the default) or a client's (`clientAuth`, for mutual TLS). */
+  issue(name: string, altNames: string[], usage?: 'serverAuth' | 'clientAuth'): { cert: string; key: string; certPath: string; keyPath: string };
+} {
   const caKey = join(dir, 'ca.key');
   const caPath = join(dir, 'ca.pem');
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
@@ -39,12 +43,12 @@ export function makeCa(dir: string): { caPath: string; issue(name: string, altNa
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { stdio: 'pipe' });
   return {
     caPath,
-    issue(name, altNames) {
+    issue(name, altNames, usage = 'serverAuth') {
       const keyPath = join(dir, `${name}.key`);
       const csr = join(dir, `${name}.csr`);
       const certPath = join(dir, `${name}.pem`);
       const ext = join(dir, `${name}.ext`);
-      writeFileSync(ext, `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=${altNames.join(',')}\n`);
+      writeFileSync(ext, `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=${usage}\n${altNames.length === 0 ? '' : `subjectAltName=${altNames.join(',')}\n`}`);
       execFileSync('openssl', ['req', ...ec, '-keyout', keyPath, '-out', csr, '-subj', `/CN=${name}`], { stdio: 'pipe' });
       execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', caPath, '-CAkey', caKey, '-CAcreateserial', '-out', certPath, '-days', '2', '-extfile', ext], { stdio: 'pipe' });
       return { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8'), certPath, keyPath };

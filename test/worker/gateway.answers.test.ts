@@ -226,7 +226,9 @@ describe('redaction: the echoed token never reaches the browser', () => {
     const token = await current();
     expect(revealsToken(res.text, token), `${encoding}: ${res.text}`).toBe(false);
     expect(res.text).toContain('[redacted]');
-    expect(res.text).toMatch(/^\{"echo":"before .*\[redacted\].* after"\}$/);
+    // `s`: what a spelling leaves around the cut may hold its line breaks (wrapped base64 keeps the
+    // break next to an edge character, which depends on the token's neighbours, not the token).
+    expect(res.text).toMatch(/^\{"echo":"before .*\[redacted\].* after"\}$/s);
   });
 
   it('every spelling at once, split into 1-byte chunks across every boundary', async () => {

@@ -85,6 +85,7 @@ describe('response headers', () => {
         'X-Upstream-Internal': 'yes',
         'Content-Language': 'en-AU',
         ETag: '"v1"',
+        'Last-Modified': 'Wed, 02 Dec 2026 10:00:00 GMT',
       },
     });
     try {
@@ -102,6 +103,7 @@ describe('response headers', () => {
       expect(res.headers.get('Content-Type')).toBe('application/json');
       expect(res.headers.get('Content-Language')).toBe('en-AU');
       expect(res.headers.get('ETag')).toBe('"v1"');
+      expect(res.headers.get('Last-Modified')).toBe('Wed, 02 Dec 2026 10:00:00 GMT');
     } finally {
       await setApi('gwheaders', {});
     }
