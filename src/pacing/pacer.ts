@@ -318,6 +318,13 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
       this.took(v.at, now);
       if (attempt === 1) for (const w of batch.items) this.sample(v.at - w.arrivedAt);
       await clock.sleep(v.at - clock.now());
+      // A call that leaves late (a busy event loop) pushes the next slot back by as much: the API
+      // counts arrivals, and the next call would otherwise follow this one too closely.
+      const left = clock.now();
+      if (left > v.at && left + rules.intervalMs > this.pace().nextAt) {
+        this.pace().nextAt = left + rules.intervalMs;
+        this.ctx.storage.kv.put('pace', this.pace());
+      }
     };
     const forwarded = await forward({ upstream, scope: first.scope, answer: { maxAnswerBytes: batch.route.max_answer_bytes, activeContent: 'refuse' }, pace }, call);
     if (!forwarded.ok) {

@@ -34,6 +34,8 @@ export interface Hit {
   url: string;
   /** The body's exact bytes, base64 (for bodies that are not UTF-8 text). */
   bodyBase64?: string;
+  /** When it arrived (ms since the epoch, Node's clock). */
+  at?: number;
 }
 
 /** How a host's token endpoint answers. */
@@ -168,7 +170,7 @@ export async function standIn(request: Request): Promise<Response> {
   const body = bytes.toString('utf8');
   const headers: Record<string, string> = {};
   request.headers.forEach((v, k) => (headers[k] = v));
-  hits.push({ host: url.hostname, method: request.method, path: url.pathname, search: url.search, headers, body, url: request.url, bodyBase64: bytes.toString('base64') });
+  hits.push({ host: url.hostname, method: request.method, path: url.pathname, search: url.search, headers, body, url: request.url, bodyBase64: bytes.toString('base64'), at: Date.now() });
   const h = host(url.hostname);
   return isTokenPath(url.pathname) ? tokenAnswer(url.hostname, h) : apiAnswer(h, request, body, url);
 }
