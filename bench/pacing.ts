@@ -492,7 +492,7 @@ export async function benchPacing(h: PacingHarness): Promise<PacingResults> {
 
 /** The issue's targets, as sentences: met or not, and by which row. */
 function verdicts(rows: SustainedRow[], bursts: BurstRow[]): PacingResults['targets'] {
-  const f = (x: number) => x.toFixed(0);
+  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '–');
   const goal = `≥ ${TARGETS.codingsPerSec} codings/s, p99 < ${TARGETS.p99Ms} ms`;
   // A row sustains the target when it codes ≥ 250/s (1 % of slack for the timing of batch
   // answers) with p99 in bound, and sheds nothing it could have coded: below the pace's ceiling
