@@ -4,6 +4,7 @@
  */
 import { SELF, env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
+import { setClock } from '../../src/clock';
 import { Pacer } from '../../src/pacing/pacer';
 import { storeName } from '../../src/token/credential-set';
 import { wiringFor } from '../../src/upstream';
@@ -186,5 +187,36 @@ describe('a submitter that goes away', () => {
     expect(sent).toHaveLength(1);
     const records = (JSON.parse(sent[0]!.body) as { records: Array<{ occp_text: string }> }).records.map((r) => r.occp_text);
     expect(records).toEqual(['stays']);
+  });
+});
+
+describe('a pump woken by every submission', () => {
+  it('keeps one timer for the time it sleeps to, not one per submission: 100 gathered records set a handful', async () => {
+    // Each timer left behind fires at the slot, and working through 300 of them held the batch call
+    // ~0.3 s past its slot (bench/: calls reached the API under 1 s apart, and were refused).
+    await coder('pgone', { perSecond: 20, maxRecords: 300, maxChars: 100 });
+    const before = (await coderCalls('pgone')).length;
+    let timers = 0;
+    setClock({
+      now: () => Date.now(),
+      sleep: (ms) => {
+        timers++;
+        return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+      },
+    });
+    try {
+      // The route gathers for 1.5 s: the pump sleeps to the same time, woken by each of the 100.
+      const texts = Array.from({ length: 100 }, (_, i) => `woken ${i}`);
+      const answers = await Promise.all(texts.map((t) => post('/pgone/code/occp', { occp_text: t })));
+      for (const [i, a] of answers.entries()) {
+        expect(a.status, a.text).toBe(200);
+        expect((a.json() as { result: unknown }).result).toEqual(codesFor(texts[i]!));
+      }
+      expect((await coderCalls('pgone')).slice(before).map((c) => c.records)).toEqual([100]);
+      // The gathering sleep and the call's slot: one each, whatever the number of wake-ups.
+      expect(timers).toBeLessThanOrEqual(5);
+    } finally {
+      setClock(undefined);
+    }
   });
 });
