@@ -355,8 +355,13 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
     }
     const contentType = res.headers.get('Content-Type');
     if (res.status < 200 || res.status > 299) {
-      // Not about one record (an outage, a limit): each submitter gets what a single call would have.
-      for (const w of batch.items) this.answer(w, { kind: 'answer', status: res.status, contentType, body: text });
+      // Not about one record (an outage, a limit): each submitter gets the status and Retry-After a
+      // single call would have. The body only when its record was alone: an error about a batch may
+      // quote the other submitters' records.
+      const alone = batch.items.length === 1;
+      const retryAfter = res.headers.get('Retry-After');
+      const outcome: BatchOutcome = { kind: 'answer', status: res.status, contentType: alone ? contentType : null, body: alone ? text : '', ...(retryAfter === null ? {} : { retryAfter }) };
+      for (const w of batch.items) this.answer(w, outcome);
       return;
     }
     let parsed: unknown;

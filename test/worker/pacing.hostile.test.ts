@@ -51,6 +51,30 @@ async function batchesSent(host: string, from: number): Promise<Array<Array<{ re
 }
 
 describe('a hostile or broken API', () => {
+  it('fails a batch as a whole (500) quoting the request: each submitter gets the status, never the other records', async () => {
+    await coder('hecho', { mangle: 'error-echo' });
+    const [a, b] = await submitAll('hecho', ['nurse of patient Alice Example', 'baker of patient Bob Example']);
+    expect((await coderCalls('hecho')).map((c) => [c.status, c.records])).toEqual([[500, 2]]);
+    for (const x of [a, b]) expect(x!.status, x!.text).toBe(500);
+    expect(a!.text).not.toContain('Bob');
+    expect(b!.text).not.toContain('Alice');
+    // Alone in its batch, a submitter gets the API's own answer, as a single call would.
+    const [c] = await submitAll('hecho', ['cook of patient Carol Example']);
+    expect(c!.status).toBe(500);
+    expect(c!.json()).toMatchObject({ message: 'Internal server error', request: expect.stringContaining('Carol') });
+  });
+
+  it('answers 429 every time: the call is sent twice, and each submitter gets the 429 with the API’s Retry-After', async () => {
+    await setApi('hmangle', { answer: { status: 429, headers: { 'Retry-After': '37' }, body: '{"message":"Limit Exceeded"}' } });
+    const before = (await apiHits('hmangle')).length;
+    const [a, b] = await submitAll('hmangle', ['first', 'second']);
+    expect((await apiHits('hmangle')).length - before).toBe(2);
+    for (const x of [a, b]) {
+      expect(x!.status, x!.text).toBe(429);
+      expect(x!.headers.get('Retry-After')).toBe('37');
+    }
+  });
+
   it('leaves a record out, lists one twice, adds one nobody sent, or answers no list: each submitter its own codes or 502', async () => {
     await coder('hmangle', { mangle: 'drop-first' });
     const dropped = await submitAll('hmangle', ['dropped a', 'dropped b', 'dropped c']);
