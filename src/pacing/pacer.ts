@@ -98,19 +98,33 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
 
   async withdraw(ref: PacerRef, id: string): Promise<void> {
     const w = this.byId.get(id);
-    if (w === undefined) return;
-    // Still queued: take it out. Already in a batch that left: too late, its answer is dropped.
+    // Already in a batch that left: too late, its answer is dropped.
+    if (w === undefined || !this.takeOut(w)) return;
+    this.byId.delete(id);
+    w.resolve({ kind: 'problem', slug: 'upstream-timeout', detail: 'the submitter went away before its batch was sent' });
+    logEvent('pacing_withdrawn', { upstream: ref.upstream, route: w.item.route });
+  }
+
+  /**
+   * Take `w` out of its queue, or out of a half of a refused batch not yet sent (a half is sent
+   * again and again as it is split: no call is spent on a submitter gone). False once it has left.
+   */
+  private takeOut(w: Waiting): boolean {
     for (const [key, q] of this.queues) {
       const i = q.items.indexOf(w);
-      if (i >= 0) {
-        q.items.splice(i, 1);
-        if (q.items.length === 0) this.queues.delete(key);
-        this.byId.delete(id);
-        w.resolve({ kind: 'problem', slug: 'upstream-timeout', detail: 'the submitter went away before its batch was sent' });
-        logEvent('pacing_withdrawn', { upstream: ref.upstream, route: w.item.route });
-        return;
-      }
+      if (i < 0) continue;
+      q.items.splice(i, 1);
+      if (q.items.length === 0) this.queues.delete(key);
+      return true;
     }
+    for (const [n, half] of this.isolating.entries()) {
+      const i = half.items.indexOf(w);
+      if (i < 0) continue;
+      half.items.splice(i, 1);
+      if (half.items.length === 0) this.isolating.splice(n, 1);
+      return true;
+    }
+    return false;
   }
 
   async status(ref: PacerRef): Promise<PacingStatus | PacerUnavailable> {

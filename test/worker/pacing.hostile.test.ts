@@ -4,13 +4,15 @@
  * the coding stand-in's `mangle` makes the API misbehave (test/standin/coder.ts). Every answer is
  * checked for leaks by `call()`, every log line by setup.ts.
  */
-import { env, runInDurableObject } from 'cloudflare:test';
+import { SELF, env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import type { BatchItem } from '../../src/pacing/pacer-api';
 import { storeName } from '../../src/token/credential-set';
 import { wiringFor } from '../../src/upstream';
+import { ORIGIN } from '../fixtures/config';
 import { codesFor, type CoderCall, type CoderLimits } from '../standin/coder';
 import { apiHits, call, issuedTokens, post, setApi, type Answer } from '../helpers';
+import { capturedLines } from './log-capture';
 import { fakeClock } from './token-helpers';
 
 const CONTROL = 'http://control.standin';
@@ -118,6 +120,29 @@ describe('a hostile or broken API', () => {
 });
 
 describe('a 400 that is not about any record (every half refused too)', () => {
+  it('records of submitters that went away are taken out of the halves still to be sent: no call is spent on them', async () => {
+    // 8 records, 2 calls a second: halving down to single records would take 15 calls (about 9 s).
+    await coder('hsplit', { mangle: 'reject-all' });
+    const leaving = new AbortController();
+    const headers = { Origin: ORIGIN, 'Content-Type': 'application/json' };
+    const gone = Array.from({ length: 8 }, (_, i) =>
+      SELF.fetch('https://injector.example/hsplit/raw/occp', { method: 'POST', headers, body: JSON.stringify({ record: { occp_text: `leaves ${i}` } }), signal: leaving.signal }).catch(() => undefined),
+    );
+    await sleep(1_000); // the batch of 8 was refused, its first half is being sent
+    leaving.abort();
+    await Promise.all(gone);
+    const atAbort = (await coderCalls('hsplit')).length;
+    await sleep(3_000);
+    const calls = await coderCalls('hsplit');
+    // At most the call already on its way when they left.
+    expect(calls.length - atAbort, JSON.stringify(calls)).toBeLessThanOrEqual(1);
+    expect(calls.length).toBeLessThan(15);
+    // Nothing left waiting, and no emptied half sent as a batch of nothing.
+    const { stub, ref } = await pacerOf('hsplit');
+    expect(await stub.status(ref)).toMatchObject({ waitingNow: 0 });
+    expect(capturedLines.filter((l) => /pacing_(batch|pump)_failed/.test(l))).toEqual([]);
+  });
+
   it('the Pacer reset while the halves are being sent: each submitter gets a clear 503 at once, and no half is sent after', async () => {
     await coder('hreset', { mangle: 'reject-all' });
     const started = Date.now();
