@@ -348,7 +348,8 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
       return;
     }
     const res = forwarded.response;
-    if (spec.rejected_statuses.includes(res.status)) {
+    // 413: the batch is larger than the API takes (a visitor's bulky records); halves are smaller.
+    if (spec.rejected_statuses.includes(res.status) || res.status === 413) {
       await res.body?.cancel();
       if (batch.items.length === 1) {
         this.answer(batch.items[0]!, { kind: 'problem', slug: 'record-rejected', detail: `the API refused this record (it answered ${res.status})` });

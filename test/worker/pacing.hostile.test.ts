@@ -162,6 +162,26 @@ describe('a 400 that is not about any record (every half refused too)', () => {
   });
 });
 
+describe('a batch over the API’s payload limit', () => {
+  it('is split (413) until each part fits: a visitor’s bulky records never fail the others', async () => {
+    // The API takes bodies up to 16 KiB; two visitors send records of 10 KB each (within the
+    // route's 16 KiB and the character limit, which counts occp_text and tasks_text only).
+    await coder('hbig', { maxBodyBytes: 16 * 1024 });
+    const bulky = (i: number) => post('/hbig/raw/occp', { record: { occp_text: `bulky ${i}`, note: 'n'.repeat(10_000) }, numberOfSuggestions: 3 });
+    const plain = (i: number) => post('/hbig/raw/occp', { record: { occp_text: `plain ${i}` }, numberOfSuggestions: 3 });
+    const answers = await Promise.all([bulky(0), plain(0), plain(1), bulky(1), plain(2)]);
+    const texts = ['bulky 0', 'plain 0', 'plain 1', 'bulky 1', 'plain 2'];
+    for (const [i, a] of answers.entries()) {
+      expect(a.status, `${texts[i]}: ${a.text}`).toBe(200);
+      expect(resultOf(a)).toEqual(codesFor(texts[i]!));
+    }
+    // A record within the route's limit but too large for the API even alone: refused, to its submitter only.
+    const alone = await post('/hbig/raw/occp', { record: { occp_text: 'huge', note: 'n'.repeat(8_200), more: 'm'.repeat(8_100) }, numberOfSuggestions: 3 });
+    expect(alone.status, alone.text).toBe(422);
+    expect(alone.json()).toMatchObject({ reason: 'record-rejected' });
+  });
+});
+
 describe('a hostile visitor', () => {
   it('a record that is not an object, or only on the prototype, is refused before it joins a batch (422), nothing sent', async () => {
     await coder('hmangle');
