@@ -21,6 +21,7 @@ import { clock, secondsUntil } from '../clock';
 import { ConfigError, type RouteConfig } from '../config/schema';
 import { ACCEPT_ENCODING } from '../decode';
 import type { Env } from '../env';
+import { readFailure } from '../gateway/answer';
 import { forward } from '../gateway/forward';
 import { apiUrl, type ApiCall } from '../gateway/request';
 import { logEvent } from '../log';
@@ -364,8 +365,9 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
     try {
       text = await res.text();
     } catch (e) {
-      const p = e instanceof ProblemError ? e.problem : undefined;
-      for (const w of batch.items) this.answer(w, { kind: 'problem', slug: p?.reason ?? 'upstream-answer-broken', detail: p?.detail ?? 'the API answer could not be read' });
+      // A stall past the first 64 KiB ends by the API timeout: a 504, like a stall before them.
+      const p = (e instanceof ProblemError ? e : readFailure(e)).problem;
+      for (const w of batch.items) this.answer(w, { kind: 'problem', slug: p.reason, detail: p.detail ?? p.title });
       return;
     }
     const contentType = res.headers.get('Content-Type');

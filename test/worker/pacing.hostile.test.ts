@@ -226,6 +226,28 @@ describe('a hostile visitor', () => {
   });
 });
 
+describe('a slow API', () => {
+  it('slower than the API timeout, or an answer that never ends: each submitter gets 504 soon after the timeout, not at its limit', async () => {
+    await setApi('hstall', { delayMs: 3_000, answer: { body: '[]' } });
+    let started = Date.now();
+    for (const a of await submitAll('hstall', ['slow a', 'slow b'])) {
+      expect(a.status, a.text).toBe(504);
+      expect(a.json()).toMatchObject({ reason: 'upstream-timeout' });
+    }
+    expect(Date.now() - started).toBeLessThan(2_900);
+
+    // Past the first 64 KiB the answer stalls: the batch's answer is read whole, so the timeout ends it.
+    const big = `[${Array.from({ length: 2000 }, (_, i) => `{"recordId":"r${i}","padding":"${'p'.repeat(40)}"}`).join(',')}]`;
+    await setApi('hstall', { answer: { body: big, stall: { afterBytes: 70_000, ms: 6_000 } } });
+    started = Date.now();
+    for (const a of await submitAll('hstall', ['stalled a', 'stalled b'])) {
+      expect(a.status, a.text).toBe(504);
+      expect(a.json()).toMatchObject({ reason: 'upstream-timeout' });
+    }
+    expect(Date.now() - started).toBeLessThan(4_000);
+  });
+});
+
 describe('bad luck', () => {
   it('the daily quota across the API’s day boundary and a Pacer restart: spent stays spent until midnight UTC, then calls leave again', async () => {
     const clock = fakeClock(Date.UTC(2026, 10, 22, 23, 59, 50));
