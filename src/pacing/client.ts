@@ -110,7 +110,9 @@ export async function submitRecord(c: CoalescedCall): Promise<{ response: Respon
   if (outcome.kind !== 'answer') throw refusal(outcome);
   const headers = new Headers(ANSWER_HEADERS);
   if (outcome.contentType !== null) headers.set('Content-Type', outcome.contentType);
-  return { response: new Response(outcome.body, { status: outcome.status, headers }), trace: { status: outcome.status, calls: 1 } };
+  if (outcome.retryAfter !== undefined) headers.set('Retry-After', outcome.retryAfter);
+  // No body is no body (an empty string would get a text/plain Content-Type).
+  return { response: new Response(outcome.body === '' ? null : outcome.body, { status: outcome.status, headers }), trace: { status: outcome.status, calls: 1 } };
 }
 
 /** The problem a refusal of the Pacer stands for. */

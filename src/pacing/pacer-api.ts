@@ -35,7 +35,14 @@ export interface BatchItem {
  * a problem. `body` is already redacted (it went through the answer path in the Pacer).
  */
 export type BatchOutcome =
-  | { kind: 'answer'; status: number; contentType: string | null; body: string }
+  | {
+      kind: 'answer';
+      status: number;
+      contentType: string | null;
+      body: string;
+      /** The API's `Retry-After`, as it sent it (after the answer path dropped any that carried the token). */
+      retryAfter?: string;
+    }
   | { kind: 'problem'; slug: ProblemSlug; detail: string; retryAfterS?: number; extensions?: Record<string, unknown> };
 
 /** The Pacer could not take the call: the config differs (a deploy under way) or is broken. */

@@ -21,6 +21,7 @@ import { clock, secondsUntil } from '../clock';
 import { ConfigError, type RouteConfig } from '../config/schema';
 import { ACCEPT_ENCODING } from '../decode';
 import type { Env } from '../env';
+import { readFailure } from '../gateway/answer';
 import { forward } from '../gateway/forward';
 import { apiUrl, type ApiCall } from '../gateway/request';
 import { logEvent } from '../log';
@@ -104,19 +105,33 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
 
   async withdraw(ref: PacerRef, id: string): Promise<void> {
     const w = this.byId.get(id);
-    if (w === undefined) return;
-    // Still queued: take it out. Already in a batch that left: too late, its answer is dropped.
+    // Already in a batch that left: too late, its answer is dropped.
+    if (w === undefined || !this.takeOut(w)) return;
+    this.byId.delete(id);
+    w.resolve({ kind: 'problem', slug: 'upstream-timeout', detail: 'the submitter went away before its batch was sent' });
+    logEvent('pacing_withdrawn', { upstream: ref.upstream, route: w.item.route });
+  }
+
+  /**
+   * Take `w` out of its queue, or out of a half of a refused batch not yet sent (a half is sent
+   * again and again as it is split: no call is spent on a submitter gone). False once it has left.
+   */
+  private takeOut(w: Waiting): boolean {
     for (const [key, q] of this.queues) {
       const i = q.items.indexOf(w);
-      if (i >= 0) {
-        q.items.splice(i, 1);
-        if (q.items.length === 0) this.queues.delete(key);
-        this.byId.delete(id);
-        w.resolve({ kind: 'problem', slug: 'upstream-timeout', detail: 'the submitter went away before its batch was sent' });
-        logEvent('pacing_withdrawn', { upstream: ref.upstream, route: w.item.route });
-        return;
-      }
+      if (i < 0) continue;
+      q.items.splice(i, 1);
+      if (q.items.length === 0) this.queues.delete(key);
+      return true;
     }
+    for (const [n, half] of this.isolating.entries()) {
+      const i = half.items.indexOf(w);
+      if (i < 0) continue;
+      half.items.splice(i, 1);
+      if (half.items.length === 0) this.isolating.splice(n, 1);
+      return true;
+    }
+    return false;
   }
 
   async status(ref: PacerRef): Promise<PacingStatus | PacerUnavailable> {
@@ -347,7 +362,8 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
       return;
     }
     const res = forwarded.response;
-    if (spec.rejected_statuses.includes(res.status)) {
+    // 413: the batch is larger than the API takes (a visitor's bulky records); halves are smaller.
+    if (spec.rejected_statuses.includes(res.status) || res.status === 413) {
       await res.body?.cancel();
       if (batch.items.length === 1) {
         this.answer(batch.items[0]!, { kind: 'problem', slug: 'record-rejected', detail: `the API refused this record (it answered ${res.status})` });
@@ -362,14 +378,20 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
     try {
       text = await res.text();
     } catch (e) {
-      const p = e instanceof ProblemError ? e.problem : undefined;
-      for (const w of batch.items) this.answer(w, { kind: 'problem', slug: p?.reason ?? 'upstream-answer-broken', detail: p?.detail ?? 'the API answer could not be read' });
+      // A stall past the first 64 KiB ends by the API timeout: a 504, like a stall before them.
+      const p = (e instanceof ProblemError ? e : readFailure(e)).problem;
+      for (const w of batch.items) this.answer(w, { kind: 'problem', slug: p.reason, detail: p.detail ?? p.title });
       return;
     }
     const contentType = res.headers.get('Content-Type');
     if (res.status < 200 || res.status > 299) {
-      // Not about one record (an outage, a limit): each submitter gets what a single call would have.
-      for (const w of batch.items) this.answer(w, { kind: 'answer', status: res.status, contentType, body: text });
+      // Not about one record (an outage, a limit): each submitter gets the status and Retry-After a
+      // single call would have. The body only when its record was alone: an error about a batch may
+      // quote the other submitters' records.
+      const alone = batch.items.length === 1;
+      const retryAfter = res.headers.get('Retry-After');
+      const outcome: BatchOutcome = { kind: 'answer', status: res.status, contentType: alone ? contentType : null, body: alone ? text : '', ...(retryAfter === null ? {} : { retryAfter }) };
+      for (const w of batch.items) this.answer(w, outcome);
       return;
     }
     let parsed: unknown;

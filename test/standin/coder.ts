@@ -15,7 +15,20 @@ export interface CoderLimits {
   maxChars: number;
   /** Answer after this many ms. */
   delayMs?: number;
+  /** A body longer than this many bytes is refused with 413, as API Gateway refuses one past its payload limit. */
+  maxBodyBytes?: number;
+  /** A broken or hostile coder: answer accepted calls this way instead (see `CoderMangle`). */
+  mangle?: CoderMangle;
 }
+
+/**
+ * How a broken or hostile coder answers an accepted call: `reject-all` 400 to every call (a 400
+ * not about any record); `error-echo` 500 quoting the request body; results
+ * `drop-first` (the first record's left out), `duplicate` (each twice, the copy with other codes),
+ * `other-ids` (a result with an id nobody sent), `not-array` (an object instead of the list),
+ * `echo-token` (the token the call carried, inside the first record's result).
+ */
+export type CoderMangle = 'reject-all' | 'error-echo' | 'drop-first' | 'duplicate' | 'other-ids' | 'not-array' | 'echo-token';
 
 /** One call that reached the coder. */
 export interface CoderCall {
@@ -56,8 +69,8 @@ function recordError(r: unknown, limits: CoderLimits): string | undefined {
   return undefined;
 }
 
-/** Answer one call to the coding endpoint (the token has been checked). */
-export async function coderAnswer(state: CoderState, body: string): Promise<Response> {
+/** Answer one call to the coding endpoint (the token has been checked; `token` is the one it carried). */
+export async function coderAnswer(state: CoderState, body: string, token = ''): Promise<Response> {
   const at = Date.now();
   const { limits } = state;
   const inLastSecond = state.accepted.filter((t) => at - t < 1000).length;
@@ -72,6 +85,26 @@ export async function coderAnswer(state: CoderState, body: string): Promise<Resp
   }
   state.accepted.push(at);
   if (limits.delayMs !== undefined) await new Promise((r) => setTimeout(r, limits.delayMs));
+  const sentRecords = (() => {
+    try {
+      const r = (JSON.parse(body) as { records?: unknown }).records;
+      return Array.isArray(r) ? r.length : 1;
+    } catch {
+      return 0;
+    }
+  })();
+  if (limits.maxBodyBytes !== undefined && new TextEncoder().encode(body).length > limits.maxBodyBytes) {
+    record(413, sentRecords);
+    return json({ message: 'Request Entity Too Large' }, 413);
+  }
+  switch (limits.mangle) {
+    case 'reject-all':
+      record(400, sentRecords);
+      return json({ message: 'Invalid request body' }, 400);
+    case 'error-echo':
+      record(500, sentRecords);
+      return json({ message: 'Internal server error', request: body }, 500);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -104,12 +137,23 @@ export async function coderAnswer(state: CoderState, body: string): Promise<Resp
     }
   }
   record(200, records.length);
-  return json(
-    records.map((r: { recordId: string; occp_text: string; tasks_text?: string }) => ({
-      recordId: r.recordId,
-      codeStatus: 'successful',
-      input: { occp_text: r.occp_text, ...(r.tasks_text === undefined ? {} : { tasks_text: r.tasks_text }) },
-      result: codesFor(r.occp_text, r.tasks_text),
-    })),
-  );
+  const results: Array<Record<string, unknown>> = records.map((r: { recordId: string; occp_text: string; tasks_text?: string }) => ({
+    recordId: r.recordId,
+    codeStatus: 'successful',
+    input: { occp_text: r.occp_text, ...(r.tasks_text === undefined ? {} : { tasks_text: r.tasks_text }) },
+    result: codesFor(r.occp_text, r.tasks_text),
+  }));
+  switch (limits.mangle) {
+    case 'drop-first':
+      return json(results.slice(1));
+    case 'duplicate':
+      return json([...results, ...results.map((r) => ({ ...r, result: codesFor('someone else') }))]);
+    case 'other-ids':
+      return json([{ ...results[0], recordId: 'not-sent-by-anyone', result: codesFor('someone else') }, ...results]);
+    case 'not-array':
+      return json({ codeStatus: 'successful', results });
+    case 'echo-token':
+      return json(results.map((r, i) => (i === 0 ? { ...r, debug: `called with ${token}` } : r)));
+  }
+  return json(results);
 }

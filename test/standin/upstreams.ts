@@ -265,7 +265,7 @@ async function apiAnswer(h: HostState, request: Request, body: string, url: URL)
   if (a.coder !== undefined && /^\/v1\/topics\/[^/]+\/code$/.test(url.pathname) && request.method === 'POST') {
     h.coder ??= { limits: a.coder, calls: [], accepted: [] };
     h.coder.limits = a.coder;
-    return coderAnswer(h.coder, body);
+    return coderAnswer(h.coder, body, h.issued.find((t) => presented.includes(t)));
   }
   if (a.reflectHeaders) {
     const echo: Record<string, string> = {};
