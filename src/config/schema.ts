@@ -450,6 +450,12 @@ const coalesceSchema = z.strictObject({
   results: jsonPath.default(''),
   /** After the first record, wait this long for others even when a slot is free. */
   gather_ms: z.int().min(0).max(5_000).default(50),
+  /**
+   * Request headers a batch must agree on, sent on the batch call (`["Accept-Language"]` for an API
+   * that answers in the visitor's language). Others are not sent: every browser sends its own
+   * `Accept-Language`, and records that differ in it would never share a call.
+   */
+  headers: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be HTTP header names')).default([]),
   /** Statuses by which the API refuses a whole batch for one bad record: the batch is split until the culprit is alone. */
   rejected_statuses: z.array(z.int().min(400).max(499)).min(1).default([400, 422]),
   /** Limits across fields of a record, checked before it joins a batch (ABS: occp_text + tasks_text ≤ 100 characters). */

@@ -81,7 +81,8 @@ export async function submitRecord(c: CoalescedCall): Promise<{ response: Respon
     shared: parts.shared,
     record: parts.record,
     scope: c.scope,
-    headers: [...c.call.headers].filter(([name]) => name !== 'content-type' && name !== 'accept-encoding'),
+    // Only the headers the batch must agree on: the rest would split batches for nothing.
+    headers: [...c.call.headers].filter(([name]) => spec.headers.some((h) => h.toLowerCase() === name)),
   };
   const ref = c.upstream.pacerRef;
   const withdraw = () => c.waitUntil?.(pacer().withdraw(ref, item.id).catch(() => undefined));

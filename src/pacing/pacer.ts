@@ -34,6 +34,8 @@ import { emptyPaceState, paceRulesOf, quotaLeft, reserveSlot, type PaceRules, ty
 /** A submitter waiting for its record's answer. */
 interface Waiting {
   item: BatchItem;
+  /** What its record and shared body weigh (JSON bytes): the queue's memory is bounded by it. */
+  bytes: number;
   arrivedAt: number;
   /** When it stops waiting for a slot (arrival + the longest hold). */
   deadline: number;
@@ -45,10 +47,19 @@ interface Batch {
   key: string;
   route: RouteConfig;
   items: Waiting[];
+  /** For the halves of a refused batch: the refusals spent on the batch they came from, and the most allowed. */
+  split?: { refused: number; limit: number };
 }
 
 /** How many recent waits the percentiles are taken over. */
 const WAIT_SAMPLES = 1_000;
+/**
+ * Most bytes of records waiting at once (a Durable Object has 128 MB): beyond it a submission is
+ * told to come back (503), whatever the pace would allow.
+ */
+const MAX_WAITING_BYTES = 24 * 1024 * 1024;
+/** Most bytes of one batch answer read (each record's result is limited by its route's max_answer_bytes). */
+const MAX_BATCH_ANSWER_BYTES = 24 * 1024 * 1024;
 
 export class Pacer extends DurableObject<Env> implements PacerApi {
   private state: PaceState | undefined;
@@ -66,6 +77,8 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
    * each batch call ~0.3 s past its slot, so calls reached the API under 1 s apart (bench/).
    */
   private timer: { until: number; fired: Promise<void> } | undefined;
+  /** Bytes of the records waiting now (MAX_WAITING_BYTES). */
+  private waitingBytes = 0;
   private readonly stats = { batchesSent: 0, recordsSent: 0, largestBatch: 0, calls: [] as number[], waits: [] as number[] };
 
   async reserve(ref: PacerRef): Promise<SlotVerdict | PacerUnavailable> {
@@ -92,8 +105,11 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
     const ahead = this.slotsAhead(item, route);
     const leavesAt = Math.max(now, this.pace().nextAt) + ahead * rules.intervalMs;
     if (leavesAt - now > rules.maxWaitMs) return busyProblem(leavesAt, now);
+    const bytes = item.shared.length + JSON.stringify(item.record).length;
+    if (this.waitingBytes + bytes > MAX_WAITING_BYTES) return busyProblem(Math.max(now, this.pace().nextAt) + rules.intervalMs, now);
+    this.waitingBytes += bytes;
     return new Promise<BatchOutcome>((resolve) => {
-      const w: Waiting = { item, arrivedAt: now, deadline: now + rules.maxWaitMs, resolve };
+      const w: Waiting = { item, bytes, arrivedAt: now, deadline: now + rules.maxWaitMs, resolve };
       this.byId.set(item.id, w);
       const key = batchKey(item);
       const q = this.queues.get(key) ?? { route, items: [] };
@@ -107,8 +123,7 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
     const w = this.byId.get(id);
     // Already in a batch that left: too late, its answer is dropped.
     if (w === undefined || !this.takeOut(w)) return;
-    this.byId.delete(id);
-    w.resolve({ kind: 'problem', slug: 'upstream-timeout', detail: 'the submitter went away before its batch was sent' });
+    this.answer(w, { kind: 'problem', slug: 'upstream-timeout', detail: 'the submitter went away before its batch was sent' });
     logEvent('pacing_withdrawn', { upstream: ref.upstream, route: w.item.route });
   }
 
@@ -235,11 +250,17 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
       const full = next.items.length >= next.route.coalesce!.batch_size;
       const leaveAt = Math.max(this.pace().nextAt, full ? now : gatherUntil);
       if (leaveAt > now) {
-        const earliestDeadline = Math.min(...this.allWaiting().map((w) => w.deadline));
+        let earliestDeadline = Infinity;
+        for (const w of this.allWaiting()) earliestDeadline = Math.min(earliestDeadline, w.deadline);
         await this.sleep(Math.min(leaveAt, earliestDeadline + 1), now);
         continue;
       }
       const batch = this.isolating.shift() ?? this.take(next);
+      if (batch.split !== undefined && batch.split.refused >= batch.split.limit) {
+        // The halving has spent what finding one bad record takes: this part is not sent.
+        for (const w of batch.items) this.answer(w, abandoned());
+        continue;
+      }
       // The batch takes its slot once its token is in hand (at a rollover the token may be a few
       // seconds away): until then nothing else leaves, and nobody queued runs out of patience.
       const heldFrom = clock.now();
@@ -301,7 +322,7 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
   }
 
   private answer(w: Waiting, outcome: BatchOutcome): void {
-    this.byId.delete(w.item.id);
+    if (this.byId.delete(w.item.id)) this.waitingBytes -= w.bytes;
     w.resolve(outcome);
   }
 
@@ -354,7 +375,9 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
         this.ctx.storage.kv.put('pace', this.pace());
       }
     };
-    const forwarded = await forward({ upstream, scope: first.scope, answer: { maxAnswerBytes: batch.route.max_answer_bytes, activeContent: 'refuse' }, pace }, call);
+    // The batch answer carries every record's result: each may be as large as the route allows one.
+    const maxAnswerBytes = Math.min(batch.route.max_answer_bytes * batch.items.length, MAX_BATCH_ANSWER_BYTES);
+    const forwarded = await forward({ upstream, scope: first.scope, answer: { maxAnswerBytes, activeContent: 'refuse' }, pace }, call);
     if (!forwarded.ok) {
       const p = forwarded.problem.problem;
       const refusal: Refusal = { kind: 'problem', slug: p.reason, detail: p.detail ?? p.title, ...(p.retryAfter === undefined ? {} : { retryAfterS: p.retryAfter }), ...(p.extensions === undefined ? {} : { extensions: p.extensions }) };
@@ -369,7 +392,16 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
         this.answer(batch.items[0]!, { kind: 'problem', slug: 'record-rejected', detail: `the API refused this record (it answered ${res.status})` });
         return;
       }
-      for (const half of halves(batch.items)) this.isolating.push({ key: batch.key, route: batch.route, items: half });
+      // Finding one bad record costs about 2 log2(n) refused calls. Far more, and it is not about
+      // a record (the shared part, the API itself): stop spending the quota on halves.
+      const split = batch.split ?? { refused: 0, limit: 2 * Math.ceil(Math.log2(batch.items.length)) + 2 };
+      split.refused++;
+      if (split.refused >= split.limit) {
+        for (const w of batch.items) this.answer(w, abandoned());
+        logEvent('pacing_split_abandoned', { upstream: upstream.name, route: first.route, records: batch.items.length, refused: split.refused });
+        return;
+      }
+      for (const half of halves(batch.items)) this.isolating.push({ key: batch.key, route: batch.route, items: half, split });
       logEvent('pacing_batch_split', { upstream: upstream.name, route: first.route, records: batch.items.length, status: res.status });
       this.kick(upstream, rules);
       return;
@@ -416,6 +448,11 @@ export class Pacer extends DurableObject<Env> implements PacerApi {
 /** Submissions that agree on all but the record share a batch: route, target, shared body, headers, scope. */
 function batchKey(item: BatchItem): string {
   return JSON.stringify([item.route, item.target, item.search, item.shared, item.headers, item.scope]);
+}
+
+/** A record in a batch the API refused in every part tried: it may not be about this record. */
+function abandoned(): Refusal {
+  return { kind: 'problem', slug: 'record-rejected', detail: 'the API refused every part of the batch this record was in: it may not be about this record' };
 }
 
 /** A refusal as the error `forward` ends with (it comes back as the batch's problem). */

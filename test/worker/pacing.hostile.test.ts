@@ -162,6 +162,46 @@ describe('a 400 that is not about any record (every half refused too)', () => {
   });
 });
 
+describe('a 400 about no record, from every part', () => {
+  it('the halving stops after about 2 log2(n) refused calls: each submitter gets 422, the quota is not spent on 2n−1 calls', async () => {
+    await coder('hcap', { mangle: 'reject-all' });
+    const texts = Array.from({ length: 32 }, (_, i) => `capped ${i}`);
+    const answers = await submitAll('hcap', texts);
+    for (const a of answers) {
+      expect(a.status, a.text).toBe(422);
+      expect(a.json()).toMatchObject({ reason: 'record-rejected' });
+    }
+    // 32 records: at most 2·5 + 2 = 12 refused calls in all (2n−1 = 63 otherwise).
+    expect((await coderCalls('hcap')).length).toBeLessThanOrEqual(12);
+  });
+});
+
+describe('content negotiation headers', () => {
+  it('visitors with different Accept-Language share one call (the batch call carries none)', async () => {
+    await coder('hlang');
+    const langs = ['en-AU', 'fr-FR', 'de-DE', 'ja-JP', 'en-US'];
+    const answers = await Promise.all(langs.map((l, i) => post('/hlang/raw/occp', { record: { occp_text: `lang ${i}` } }, { headers: { 'Accept-Language': l } })));
+    for (const [i, a] of answers.entries()) {
+      expect(a.status, a.text).toBe(200);
+      expect(resultOf(a)).toEqual(codesFor(`lang ${i}`));
+    }
+    const calls = await coderCalls('hlang');
+    expect(calls).toHaveLength(1);
+    expect((await apiHits('hlang')).at(-1)!.headers['accept-language']).toBeUndefined();
+  });
+
+  it('a route that lists Accept-Language: batches agree on it, and the call carries it', async () => {
+    await coder('hlang');
+    const before = (await apiHits('hlang')).length;
+    await sleep(1200); // the last test's slot has passed
+    const answers = await Promise.all(['en-AU', 'en-AU', 'fr-FR'].map((l, i) => post('/hlang/lang/occp', { record: { occp_text: `agree ${i}` } }, { headers: { 'Accept-Language': l } })));
+    for (const a of answers) expect([200, 503]).toContain(a.status);
+    const sent = (await apiHits('hlang')).slice(before);
+    const byLang = sent.map((h) => [h.headers['accept-language'], (JSON.parse(h.body) as { records: unknown[] }).records.length]);
+    expect(byLang).toContainEqual(['en-AU', 2]);
+  });
+});
+
 describe('a batch over the API’s payload limit', () => {
   it('is split (413) until each part fits: a visitor’s bulky records never fail the others', async () => {
     // The API takes bodies up to 16 KiB; two visitors send records of 10 KB each (within the
