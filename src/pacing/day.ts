@@ -54,8 +54,23 @@ function instantOf(y: number, mo: number, d: number, minute: number, timeZone: s
   return t;
 }
 
+/**
+ * The last day worked out per rule, and the earliest instant it was asked for: any instant from
+ * there to the day's end is in the same day (the Pacer asks on every submission; Intl is slow).
+ */
+const lastDays = new Map<string, { from: number; day: { key: string; endsAt: number } }>();
+
 /** The API day instant `t` falls in: its key (the local date it started on) and when it ends. */
 export function apiDay(t: number, rule: DayRule): { key: string; endsAt: number } {
+  const ruleKey = `${rule.timeZone}|${rule.startsAtMinute}`;
+  const last = lastDays.get(ruleKey);
+  if (last !== undefined && t >= last.from && t < last.day.endsAt) return last.day;
+  const day = workOutDay(t, rule);
+  lastDays.set(ruleKey, { from: t, day });
+  return day;
+}
+
+function workOutDay(t: number, rule: DayRule): { key: string; endsAt: number } {
   // Shifted back by the start, every instant of one API day shares one local date.
   const w = wallClock(t - rule.startsAtMinute * 60_000, rule.timeZone);
   const key = `${w.y}-${String(w.mo).padStart(2, '0')}-${String(w.d).padStart(2, '0')}`;
