@@ -1,27 +1,33 @@
 /**
  * @module Injector benchmark: the built Worker under Miniflare's API (workerd, no `wrangler dev` proxy).
  *
- * `node bench/run.ts [--no-build] [--profile]` (Node 22; see bench/README.md). Builds the bundle with
+ * `node bench/run.ts [--no-build] [--profile] [--only-pacing]` (Node 22; see bench/README.md). Builds the bundle with
  * `wrangler deploy --dry-run` into bench/.out, then measures, against an in-process stand-in upstream:
  *   baseline   a 10-line pass-through Worker: the cost floor of workerd + Miniflare + stand-in;
  *   warm       the injector with its token cached in the isolate;
  *   cold       a fresh Miniflare per round, one burst of C requests: token requests must be 1;
  *   restart    the same storage, a fresh isolate (the token comes from the Durable Object): 0;
- *   recovery   the stand-in rejects the current token: a burst of C recovers with 1 new token.
+ *   recovery   the stand-in rejects the current token: a burst of C recovers with 1 new token;
+ *   pacing     coding submissions through a 1-call-per-second API in batches of 300 (bench/pacing.ts).
  * Prints a Markdown table and writes bench/results.json. Timings are only compared within one run
  * (ratios), never against fixed thresholds: nothing here fails a build. The exit code is non-zero
  * only when the bench cannot run at all (the build fails, Miniflare does not start).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Miniflare, Response as MfResponse, convertV4MiniflareOptions, type Request as MfRequest } from 'miniflare';
+import { parse as parseToml } from 'smol-toml';
+import { benchPacing, pacingReport } from './pacing.ts';
+import { childPids, cpuMsOf, procName, rssOf } from './proc.ts';
 
-/** The Worker's own compatibility date, so the bench runs what deploys. */
-const COMPATIBILITY_DATE = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(new URL('../wrangler.toml', import.meta.url), 'utf8'))?.[1] ?? '2026-10-20';
+/** The Worker's own compatibility date and flags, so the bench runs what deploys. */
+const WRANGLER = parseToml(readFileSync(new URL('../wrangler.toml', import.meta.url), 'utf8')) as { compatibility_date?: string; compatibility_flags?: string[] };
+const COMPATIBILITY_DATE = WRANGLER.compatibility_date ?? '2026-10-20';
+const COMPATIBILITY_FLAGS = WRANGLER.compatibility_flags ?? [];
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH_DIR);
@@ -56,6 +62,8 @@ const PARAMS = {
 };
 
 const ARGS = new Set(process.argv.slice(2));
+/** `BENCH_PACING=0` skips the pacing scenarios (bench/pacing.ts); `--only-pacing` runs nothing else. */
+const PACING = process.env.BENCH_PACING !== '0';
 const started = performance.now();
 
 // ---------------------------------------------------------------------------------------------
@@ -231,6 +239,7 @@ async function startInstance(name: string, kind: 'injector' | 'baseline', persis
     convertV4MiniflareOptions({
       name,
       compatibilityDate: COMPATIBILITY_DATE,
+      compatibilityFlags: COMPATIBILITY_FLAGS,
       ...source,
       outboundService: standIn.handler,
       // Per-request log lines would cost a round trip to Node each; the bench reads none.
@@ -374,62 +383,6 @@ const median = (xs: number[]) => {
   return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-/** Child processes of this Node process (Linux /proc; empty elsewhere). */
-function childPids(): Set<number> {
-  const out = new Set<number>();
-  try {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        // pid (comm) state ppid …: comm may hold spaces, so read after the last ')'.
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid === process.pid) out.add(Number(entry));
-      } catch {
-        // The process ended while we looked.
-      }
-    }
-  } catch {
-    // No /proc.
-  }
-  return out;
-}
-
-function procName(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
-
-/** CPU time (user + system) a process has used so far, in ms (resolution 1000 / CLK_TCK ms). */
-function cpuMsOf(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // After "pid (comm) ", field 3 (state) is index 0: utime (14) and stime (15) are 11 and 12.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Resident set size now and at peak (VmHWM) of a process, in MiB. */
-function rssOf(pid: number | undefined): { rssMiB: number; peakMiB: number } | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-    return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
-  } catch {
-    return undefined;
-  }
-}
-
 /** A DevTools protocol session with one Worker's isolate, through Miniflare's inspector proxy. */
 class Inspector {
   private ws: WebSocket;
@@ -448,7 +401,7 @@ class Inspector {
     };
   }
 
-  static async open(i: Instance): Promise<Inspector> {
+  static async open(i: Pick<Instance, 'mf' | 'name'>): Promise<Inspector> {
     const url = await i.mf.getInspectorURL();
     // The proxy refuses upgrades without a local Origin.
     const ws = new WebSocket(`ws://${url.host}/${i.name}`, { headers: { Origin: 'http://localhost' } });
@@ -515,7 +468,7 @@ interface HotSpot {
 }
 
 /** Self time by function during `run`, mapped back to src/ through the bundle's source map. */
-async function profile(i: Instance, work: () => Promise<unknown>): Promise<{ samples: number; top: HotSpot[] }> {
+async function profile(i: Pick<Instance, 'mf' | 'name'>, work: () => Promise<unknown>, file = 'injector.cpuprofile'): Promise<{ samples: number; top: HotSpot[] }> {
   const insp = await Inspector.open(i);
   try {
     await insp.send('Profiler.enable');
@@ -523,7 +476,7 @@ async function profile(i: Instance, work: () => Promise<unknown>): Promise<{ sam
     await insp.send('Profiler.start');
     await work();
     const { profile: p } = await insp.send<{ profile: { nodes: ProfileNode[] } }>('Profiler.stop');
-    writeFileSync(join(OUT_DIR, 'injector.cpuprofile'), JSON.stringify(p));
+    writeFileSync(join(OUT_DIR, file), JSON.stringify(p));
     let map: SourceMap | undefined;
     try {
       map = new SourceMap(JSON.parse(readFileSync(`${SCRIPT_PATH}.map`, 'utf8')));
@@ -596,16 +549,43 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, loadavg1: loadavg()[0], totalMemMiB: Math.round(totalmem() / 2 ** 20) },
     params: PARAMS,
   };
-  const checks: string[] = [];
-  const expect = (what: string, got: number, want: number) => {
-    if (got !== want) checks.push(`${what}: ${got}, expected ${want}`);
-  };
-
   log(ARGS.has('--no-build') || process.env.BENCH_SCRIPT ? `using ${relative(ROOT, SCRIPT_PATH)} as built` : 'building the Worker bundle');
   const tb = performance.now();
   build();
   results.buildMs = Math.round(performance.now() - tb);
   results.bundleKiB = Math.round(readFileSync(SCRIPT_PATH).length / 1024);
+
+  let text = ARGS.has('--only-pacing') ? header(results) : await injector(results);
+  if (PACING) {
+    // Its own instances and its own time bound (≈ 60 s): not cut short by BENCH_TOTAL_SECONDS.
+    log('pacing and coalescing');
+    const pacing = await benchPacing({
+      scriptPath: SCRIPT_PATH,
+      compatibilityDate: COMPATIBILITY_DATE,
+      compatibilityFlags: COMPATIBILITY_FLAGS,
+      apiDelayMs: PARAMS.apiDelayMs,
+      onLog: countLog,
+      log,
+      ...(ARGS.has('--profile') ? { profile: (mf: Miniflare, work: () => Promise<unknown>) => profile({ mf, name: 'injector' }, work, 'pacing.cpuprofile') } : {}),
+      track: (mf) => live.add(mf),
+      untrack: (mf) => live.delete(mf),
+    });
+    results.pacing = pacing;
+    text += `${pacingReport(pacing).join('\n')}\n`;
+  }
+  const logged = Object.entries(events).map(([k, v]) => `${k} ×${v}`);
+  text += `\nLogged by the Worker and its Durable Objects (all instances): ${logged.length === 0 ? 'nothing' : logged.join(', ')}.\n`;
+  Object.assign(results, { events, otherLogLines, totalSeconds: (performance.now() - started) / 1000 });
+  writeFileSync(RESULTS_PATH, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(text);
+}
+
+/** Scenarios (a)–(d): the injector against the pass-through baseline. Returns their report. */
+async function injector(results: Results): Promise<string> {
+  const checks: string[] = [];
+  const expect = (what: string, got: number, want: number) => {
+    if (got !== want) checks.push(`${what}: ${got}, expected ${want}`);
+  };
 
   const { concurrency: C, rounds } = PARAMS;
   const perRound = Math.max(1, Math.floor(PARAMS.requests / rounds));
@@ -737,9 +717,8 @@ async function main(): Promise<void> {
     startupMsMedian: median(startups),
   };
 
-  Object.assign(results, { scenarios, ratio, extra, memory, memoryNote: MEMORY_NOTE, profile: hotSpots, events, otherLogLines, checks, totalSeconds: (performance.now() - started) / 1000 });
-  writeFileSync(RESULTS_PATH, `${JSON.stringify(results, null, 2)}\n`);
-  process.stdout.write(report(results, scenarios, ratio, extra, memory, hotSpots, checks));
+  Object.assign(results, { scenarios, ratio, extra, memory, memoryNote: MEMORY_NOTE, profile: hotSpots, checks });
+  return report(results, scenarios, ratio, extra, memory, hotSpots, checks);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -784,15 +763,22 @@ const MEMORY_NOTE =
   'snapshot has forced a full GC); the injector isolate also hosts its TokenStore Durable Object. workerd RSS covers the ' +
   'runtime and Miniflare\'s internal Workers too; the Node RSS is the load generator and stand-in, not a Worker.';
 
-function report(results: Results, s: Record<string, Scenario>, ratio: Ratio, extra: Record<string, number | number[]>, memory: Memory, hot: Profile | undefined, checks: string[]): string {
-  const f = (x: number | undefined, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
+/** The report's title and the run's conditions. */
+function header(results: Results): string {
   const m = results.machine as { cpus: number; loadavg1: number };
-  const lines = [
+  return [
     `## edge-token-injector under Miniflare ${results.miniflare as string} (${results.when as string})`,
     '',
-    `Node ${results.node as string}, ${m.cpus} CPUs (load ${f(m.loadavg1, 2)} at start); bundle ${results.bundleKiB as number} KiB; C = ${PARAMS.concurrency}. ` +
+    `Node ${results.node as string}, ${m.cpus} CPUs (load ${m.loadavg1.toFixed(2)} at start); bundle ${results.bundleKiB as number} KiB; C = ${PARAMS.concurrency}. ` +
       'Load generator, stand-in upstream and workerd share the machine: compare rows of one run, not absolute numbers.',
     '',
+  ].join('\n');
+}
+
+function report(results: Results, s: Record<string, Scenario>, ratio: Ratio, extra: Record<string, number | number[]>, memory: Memory, hot: Profile | undefined, checks: string[]): string {
+  const f = (x: number | undefined, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
+  const lines = [
+    header(results),
     '| Scenario | Requests | req/s | p50 ms | p95 ms | p99 ms | burst ms (median) | workerd CPU µs/req | Node CPU µs/req | Token requests |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
@@ -844,8 +830,6 @@ function report(results: Results, s: Record<string, Scenario>, ratio: Ratio, ext
     lines.push('', `**CPU profile, warm injector isolate** (${hot.samples} samples at 100 µs, self time; bench/.out/injector.cpuprofile):`, '', '| Self | Where |', '|---:|---|');
     for (const h of hot.top) lines.push(`| ${(h.self * 100).toFixed(1)} % | ${h.where.replace(/\|/g, '\\|')} |`);
   }
-  const logged = Object.entries(events).map(([k, v]) => `${k} ×${v}`);
-  lines.push('', `Logged by the Worker and its TokenStore (all instances): ${logged.length === 0 ? 'nothing' : logged.join(', ')}.`);
   lines.push('', checks.length === 0 ? 'Checks: as expected (token requests counted, every answer 200).' : `**Unexpected:** ${checks.join('; ')}`, '');
   return lines.join('\n');
 }

@@ -54,6 +54,12 @@
     'token-endpoint-unavailable': 'The service is unavailable. Please try again later.',
     'token-store-unavailable': 'The service is unavailable. Please try again later.',
     'config-changing': 'The service is being updated. Please try again in a moment.',
+    'quota-exhausted': 'The service has used up what it may do today. It will take submissions again later.',
+    'pacing-busy': 'The service is busy right now. Please try again in a moment.',
+    'pacer-unavailable': 'The service is unavailable for a moment. Please try again.',
+    'record-rejected': 'The service could not read this submission. Please check what you entered.',
+    'batch-answer-incomplete': 'The service did not answer for this submission. Please try again later.',
+    'upstream-content-type-invalid': 'The service answered in a way this page cannot show. Please try again later.',
     'invalid-configuration': 'The service is not set up correctly. Please tell the site owner.',
     'internal-error': 'The service failed. Please try again later.',
   };
@@ -148,7 +154,10 @@
     const p = r.problem;
     const reason = typeof p?.type === 'string' && p.type.startsWith(OWN_TYPE) && typeof p.reason === 'string' ? p.reason : null;
     const said = typeof r.data?.message === 'string' ? r.data.message : `The service answered HTTP ${r.status}.`;
-    const message = (reason && Object.hasOwn(MESSAGES, reason) && MESSAGES[reason]) || (p ? p.detail || p.title : said);
+    let message = (reason && Object.hasOwn(MESSAGES, reason) && MESSAGES[reason]) || (p ? p.detail || p.title : said);
+    // The day's quota: say when it comes back, in the visitor's own time.
+    const resets = reason === 'quota-exhausted' && typeof p.resets_at === 'string' ? new Date(p.resets_at) : null;
+    if (resets && !Number.isNaN(resets.getTime())) message = `The service has used up what it may do today. It will take submissions again from ${resets.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' })}.`;
     return { status: r.status, data: r.data, problem: p, reason, message };
   }
 

@@ -84,11 +84,17 @@ function declaredBindings(section: Record<string, unknown>): Record<string, Decl
   return out;
 }
 
-function hasTokenStore(section: Record<string, unknown>): boolean {
+/** Whether the environment declares the Durable Object binding `name` of class `className`. */
+function hasDurableObject(section: Record<string, unknown>, name: string, className: string): boolean {
   const dos = section.durable_objects;
   const bindings = isTable(dos) ? dos.bindings : undefined;
-  return Array.isArray(bindings) && bindings.some((b) => isTable(b) && b.name === 'TOKEN_STORE' && b.class_name === 'TokenStore');
+  return Array.isArray(bindings) && bindings.some((b) => isTable(b) && b.name === name && b.class_name === className);
 }
+
+const hasTokenStore = (section: Record<string, unknown>) => hasDurableObject(section, 'TOKEN_STORE', 'TokenStore');
+
+/** Stands in for a declared Durable Object namespace in the start checks. */
+const DECLARED_NAMESPACE = { idFromName: () => undefined, get: () => undefined };
 
 /** Check one environment: its problems, notes that help fix them, and a one-line summary. */
 function check(env: Environment, root: string, namedSecrets: string[] | undefined): { problems: string[]; notes: string[]; summary: string } {
@@ -117,7 +123,8 @@ function check(env: Environment, root: string, namedSecrets: string[] | undefine
     const bindings = declaredBindings(env.section);
     // With --secrets only the names are known: a client-assertion key is checked for presence, not content.
     const bound = (kind: BindingKind, value: unknown) => value instanceof Declared && value.kinds.has(kind);
-    problems.push(...startIssues(config, { ...vars, ...secrets, ...bindings }, bound, namedSecrets !== undefined).map((i) => i.issue));
+    const pacer = hasDurableObject(env.section, 'PACER', 'Pacer') ? { PACER: DECLARED_NAMESPACE } : {};
+    problems.push(...startIssues(config, { ...vars, ...secrets, ...bindings, ...pacer }, bound, namedSecrets !== undefined).map((i) => i.issue));
     // What only wrangler.toml can tell: a route's period is its binding's (else Retry-After lies).
     // (A binding not declared at all is already a start issue above.)
     const ratelimits = (Array.isArray(env.section.ratelimits) ? env.section.ratelimits : []).flatMap((e: unknown) =>

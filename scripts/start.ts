@@ -5,7 +5,8 @@
  * 2. The bundled demo coding service (ABS-like, demo/main.ts) listens on 127.0.0.1:8790.
  * 3. The injector runs under `wrangler dev` on http://localhost:8787, with fresh local state so a
  *    token left over from an earlier run is not reused against a restarted demo service.
- * 4. The terminal says where to open the form, and follows the demo's token state.
+ * 4. The terminal says where to open the form, and follows the demo's token state, and its API
+ *    limits (1 call per second, 1,000 a day, like the ABS public tier) whenever a call is refused.
  *
  * `DEMO_TURNSTILE=1 npm start` runs the `turnstile` environment of wrangler.toml instead: the
  * coding route checks Cloudflare Turnstile, with Cloudflare's published test keys (the page's
@@ -16,6 +17,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { duration, type CodingServiceStats } from '../demo/coding-service.ts';
 
 const WORKER_PORT = Number(process.env.PORT ?? 8787);
 const TURNSTILE = process.env.DEMO_TURNSTILE === '1' || process.env.DEMO_TURNSTILE === 'true';
@@ -98,29 +100,57 @@ start('worker', process.execPath, ['node_modules/wrangler/bin/wrangler.js', 'dev
 });
 await waitFor(`http://127.0.0.1:${WORKER_PORT}/`, 'wrangler dev', 120);
 
+/** The demo coding service's counters, or undefined while it cannot be asked. */
+async function coderStats(): Promise<CodingServiceStats | undefined> {
+  try {
+    return (await (await fetch(`http://127.0.0.1:${CODER_PORT}/__stats`)).json()) as CodingServiceStats;
+  } catch {
+    return undefined; // the coder is restarting or gone; its exit handler stops the demo
+  }
+}
+
+const limits = (await coderStats())?.limits;
+const abs = limits?.requestsPerSecond === 1 && limits.dailyQuota === 1000 ? 'like the ABS public tier' : 'the ABS public tier allows 1 per second, 1000 a day';
+const limitsLine = limits === undefined ? '' : `${limits.requestsPerSecond} API call(s) per second, ${limits.dailyQuota} a day (day in ${limits.quotaTimeZone}); ${abs}`;
+
 console.log(`
   Demo ready.
     Open the coding form:        http://localhost:${WORKER_PORT}/
     The injector route:          POST http://localhost:${WORKER_PORT}/api/code/occp
     Demo coding service (ABS-like, holds the only credentials): http://127.0.0.1:${CODER_PORT}
+      its limits:                ${limitsLine}
     Cloudflare Turnstile on the form: ${TURNSTILE ? "on (Cloudflare's test keys; needs the internet)" : 'off (DEMO_TURNSTILE=1 npm start turns it on)'}
   The browser never sees a token; watch the token state below. Ctrl-C stops both.
 `);
 
-// Follow the demo service's counters: one token, reused by every submission.
-let last = '';
+// Follow the demo service's counters: one token, reused by every submission; and say so when a
+// call is refused by the rate or by the day's quota (the form then shows the service's message).
+let lastToken = '';
+let refusedByRate = 0;
+let refusedByQuota = 0;
 for (;;) {
-  try {
-    const s = (await (await fetch(`http://127.0.0.1:${CODER_PORT}/__stats`)).json()) as {
-      tokensIssued: number;
-      tokenRequestsRefused: number;
-      apiCalls: number;
-    };
-    const line = `token state: ${s.tokensIssued} token(s) issued, ${s.tokenRequestsRefused} token request(s) refused, ${s.apiCalls} API call(s) made with it`;
-    if (line !== last) console.log(`[demo] ${line}`);
-    last = line;
-  } catch {
-    // the coder is restarting or gone; its exit handler stops the demo
+  const s = await coderStats();
+  if (s !== undefined) {
+    const token = `token state: ${s.tokensIssued} token(s) issued, ${s.tokenRequestsRefused} token request(s) refused, ${s.apiCalls} API call(s) made with it`;
+    if (token !== lastToken) console.log(`[demo] ${token}`);
+    lastToken = token;
+    if (s.apiCallsRefusedByRate > refusedByRate) {
+      console.log(
+        `[demo] rate: ${s.apiCallsRefusedByRate} API call(s) refused (429) so far, ` +
+          `for exceeding ${s.limits.requestsPerSecond} call(s) per second`,
+      );
+    }
+    refusedByRate = s.apiCallsRefusedByRate;
+    if (s.apiCallsRefusedByQuota > refusedByQuota) {
+      const q = s.quotaToday;
+      const resets = Date.parse(q.resetsAt);
+      console.log(
+        `[demo] quota state: ${q.used} of ${s.limits.dailyQuota} API calls used today (day in ${s.limits.quotaTimeZone}), ` +
+          `${s.apiCallsRefusedByQuota} refused (429) so far; ` +
+          (q.remaining === 0 ? `spent until ${q.resetsAt} (in ${duration(resets - Date.now())})` : `${q.remaining} left today`),
+      );
+    }
+    refusedByQuota = s.apiCallsRefusedByQuota;
   }
   await sleep(2000);
 }

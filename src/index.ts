@@ -20,6 +20,7 @@ import { clientRequestId, logEvent, logRequest, requestLine, routeNameOf, type R
 import { problem, problemResponse, ProblemError } from './problem';
 import { wiringFor, type Wiring } from './upstream';
 
+export { Pacer } from './pacing/pacer';
 export { TokenStore } from './token/store';
 
 /**

@@ -44,6 +44,12 @@ export const PROBLEM_TYPES = {
   'upstream-answer-broken': { status: 502, title: 'Upstream answer broken' },
   'active-content-refused': { status: 502, title: 'Upstream answered active content' },
   'egress-refused': { status: 502, title: 'Egress refused the request' },
+  // Pacing and coalescing (pacing/): the API's own rate and quota, kept by the Worker.
+  'quota-exhausted': { status: 429, title: 'Upstream daily quota spent' },
+  'pacing-busy': { status: 503, title: 'Upstream pace full' },
+  'pacer-unavailable': { status: 503, title: 'Pacer unavailable' },
+  'record-rejected': { status: 422, title: 'Upstream refused the record' },
+  'batch-answer-incomplete': { status: 502, title: 'Upstream batch answer incomplete' },
   // The token engine (token/, gateway/token-problems.ts).
   'token-rejected': { status: 502, title: 'Upstream rejected the token' },
   'fresh-token-rejected': { status: 502, title: 'Upstream rejected a fresh token' },

@@ -17,6 +17,7 @@ import { assertionSigner, type AssertionSigner } from './token/client-assertion'
 import { clientAuthIdentity, fingerprint, storeName } from './token/credential-set';
 import { policyOf, type Policy } from './token/policy';
 import type { StoreRef, TokenStoreApi } from './token/store-api';
+import type { PacerApi, PacerRef } from './pacing/pacer-api';
 
 /** One upstream, ready to use. */
 export interface Upstream {
@@ -41,6 +42,10 @@ export interface Upstream {
   readonly sensitive: readonly string[];
   /** The credential set's TokenStore (a stub per call: stubs belong to the request that made them). */
   store(): DurableObjectStub<TokenStoreApi>;
+  /** The credential set's Pacer, when the upstream has `pacing` (a stub per call, like `store`). */
+  pacer: (() => DurableObjectStub<PacerApi>) | undefined;
+  /** How Pacer calls name this credential set. */
+  readonly pacerRef: PacerRef;
   /** How TokenStore calls name this credential set and `scope` (a normalised scope set). */
   ref(scope: string): StoreRef;
   /** The scope set a route's `scope` (or the upstream's default) asks for. */
@@ -92,6 +97,7 @@ async function resolve(env: Env, name: string, settings: UpstreamConfig): Promis
   const secrets = egressSecrets(settings, env);
   const paths = mtlsPaths(name, settings, env, buildEgress(settings, env));
   const id = env.TOKEN_STORE.idFromName(storeName(name, fp));
+  const pacerId = settings.pacing === undefined ? undefined : env.PACER.idFromName(storeName(name, fp));
   // Only the first get() of an Object decides where it lives; the hint is harmless afterwards.
   const options = settings.location_hint === undefined ? {} : { locationHint: settings.location_hint };
   return {
@@ -106,6 +112,8 @@ async function resolve(env: Env, name: string, settings: UpstreamConfig): Promis
     egressSecrets: secrets,
     sensitive: [...sensitiveValues(credentials), ...secrets],
     store: () => env.TOKEN_STORE.get(id, options),
+    pacer: pacerId === undefined ? undefined : () => env.PACER.get(pacerId, options),
+    pacerRef: { upstream: name, fp },
     ref: (scope) => ({ upstream: name, fp, scope }),
     scopeOf: (routeScope) => scopeKey(routeScope ?? settings.scope),
   };

@@ -57,7 +57,25 @@ function credentialSet(c: CredentialSetReport): string {
     `<dt>Failures</dt><dd>${f.consecutive} in a row, ${f.failed_cycles} failed refresh cycles</dd>` +
     `<dt>Rejections seen</dt><dd>${r.reported} reported, ${r.ignored} ignored${r.distrusted_until === null ? '' : `; rejections distrusted until ${escapeHtml(r.distrusted_until)}`}</dd>` +
     `<dt>Last token request</dt><dd>${last ? `${escapeHtml(last.sent_at)} (${escapeHtml(last.cause)}${last.answered ? '' : ', unanswered'})` : 'none'}</dd>` +
-    '</dl></section>'
+    '</dl>' +
+    pacing(c.pacing) +
+    '</section>'
+  );
+}
+
+/** The pace and quota of a paced upstream. */
+function pacing(p: CredentialSetReport['pacing']): string {
+  if (p === undefined) return '';
+  if ('error' in p) return `<h3>Pacing</h3><p class="bad">${escapeHtml(p.error)}</p>`;
+  const q = p.quota;
+  return (
+    '<h3>Pacing</h3><dl>' +
+    `<dt>Pace</dt><dd>${p.requests_per_second} per second; ${p.calls_last_minute} calls in the last minute, ${p.calls_today} today</dd>` +
+    `<dt>Daily quota</dt><dd${q !== undefined && q.left === 0 ? ' class="bad"' : ''}>${q === undefined ? 'none' : `${q.left} of ${q.per_day} left; resets in ${q.resets_in_s} s (${escapeHtml(q.resets_at)})`}</dd>` +
+    `<dt>Waiting now</dt><dd>${p.callers_waiting}</dd>` +
+    `<dt>Batches</dt><dd>${p.batches_sent} sent, ${p.records_per_batch.mean} records each on average, ${p.records_per_batch.max} at most</dd>` +
+    `<dt>Wait for a slot</dt><dd>p50 ${p.wait_ms.p50 ?? '—'} ms, p99 ${p.wait_ms.p99 ?? '—'} ms</dd>` +
+    '</dl>'
   );
 }
 

@@ -7,6 +7,7 @@
  * seconds from now, on the same clock the token engine reads.
  */
 import { clock, secondsUntil } from '../clock';
+import type { PacerUnavailable, PacingStatus } from '../pacing/pacer-api';
 import type { CredentialSetStatus } from '../token/store-api';
 import type { Upstream, Wiring } from '../upstream';
 
@@ -51,7 +52,24 @@ export interface CredentialSetReport {
   failures?: { consecutive: number; failed_cycles: number };
   rejections?: { reported: number; ignored: number; distrusted_until: string | null };
   tokens_issued?: number;
+  /** The API's pace and quota as the credential set's Pacer keeps them (upstreams with `pacing`). */
+  pacing?: PacingReport | { error: string };
   last_token_request?: { sent_at: string; cause: string; answered: boolean } | null;
+}
+
+/** One credential set's pacing, in figures. */
+export interface PacingReport {
+  requests_per_second: number;
+  calls_last_minute: number;
+  calls_today: number;
+  /** The daily quota: calls left, and when it resets (absent without one). */
+  quota?: { per_day: number; left: number; resets_at: string; resets_in_s: number };
+  callers_waiting: number;
+  batches_sent: number;
+  /** Records per batch call: mean and largest (0 before any batch). */
+  records_per_batch: { mean: number; max: number };
+  /** Time from a call's or record's arrival to its slot, over recent ones (ms); null before any. */
+  wait_ms: { p50: number | null; p99: number | null };
 }
 
 export interface StatusReport {
@@ -83,7 +101,31 @@ async function credentialSetReport(u: Upstream): Promise<CredentialSetReport> {
     return { ...head, error: 'the token store could not be reached' };
   }
   if (!('scopes' in s)) return { ...head, error: s.detail };
-  return { ...head, ...figures(s, clock.now()) };
+  const pacing = u.pacer === undefined ? undefined : await pacingReport(u);
+  return { ...head, ...figures(s, clock.now()), ...(pacing === undefined ? {} : { pacing }) };
+}
+
+async function pacingReport(u: Upstream): Promise<PacingReport | { error: string }> {
+  let p: PacingStatus | PacerUnavailable;
+  try {
+    p = await u.pacer!().status(u.pacerRef);
+  } catch {
+    return { error: 'the pacer could not be reached' };
+  }
+  if ('kind' in p) return { error: p.detail };
+  const now = clock.now();
+  return {
+    requests_per_second: p.requestsPerSecond,
+    calls_last_minute: p.callsLastMinute,
+    calls_today: p.callsToday,
+    ...(p.perDay === undefined || p.quotaLeft === undefined || p.quotaResetsAt === undefined
+      ? {}
+      : { quota: { per_day: p.perDay, left: p.quotaLeft, resets_at: iso(p.quotaResetsAt), resets_in_s: secondsFrom(now, p.quotaResetsAt) } }),
+    callers_waiting: p.waitingNow,
+    batches_sent: p.batchesSent,
+    records_per_batch: { mean: p.batchesSent === 0 ? 0 : Math.round((p.recordsSent / p.batchesSent) * 10) / 10, max: p.largestBatch },
+    wait_ms: { p50: p.waitP50Ms ?? null, p99: p.waitP99Ms ?? null },
+  };
 }
 
 /** The store's token-free view as report figures. */

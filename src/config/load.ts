@@ -72,7 +72,7 @@ function parseParts(vars: ConfigVars): Parts {
   const routes: Record<string, RouteConfig> = {};
   for (const [name, raw] of Object.entries(top.data.ROUTES)) {
     const parsed = routeSchema.safeParse(raw);
-    const issues = parsed.success ? routeIssues(name, parsed.data, top.data.UPSTREAMS) : messages(parsed.error, ['ROUTES', name]);
+    const issues = parsed.success ? routeIssues(name, parsed.data, top.data.UPSTREAMS, upstreams) : messages(parsed.error, ['ROUTES', name]);
     if (parsed.success && issues.length === 0) routes[name] = parsed.data;
     else broken.routes[name] = { ...readableShape(raw), issues };
   }
@@ -120,11 +120,15 @@ function readableShape(raw: unknown): { path?: string; methods?: string[] } {
 }
 
 /** What is wrong with one parsed route in the light of the rest of the config. */
-function routeIssues(name: string, route: RouteConfig, upstreams: Record<string, unknown>): string[] {
+function routeIssues(name: string, route: RouteConfig, upstreams: Record<string, unknown>, parsed: Record<string, UpstreamConfig>): string[] {
   const issues: string[] = [];
   const at = (key: string, message: string) => issues.push(`ROUTES.${name}.${key}: ${message}`);
   if (RESERVED_PATHS.includes(route.path)) at('path', `${route.path} is the Worker's own (${RESERVED_PATHS.join(', ')}); choose another path`);
   if (!Object.hasOwn(upstreams, route.upstream)) at('upstream', `no upstream named "${route.upstream}"`);
+  const upstream = parsed[route.upstream];
+  if (route.coalesce !== undefined && upstream !== undefined && upstream.pacing === undefined) {
+    at('coalesce', `gathers records for the upstream's next slot: give UPSTREAMS.${route.upstream} a pacing table (its rate limits)`);
+  }
   const params = new Set(pathParams(route.path));
   for (const m of route.target.matchAll(/\{([^}]*)\}/g)) {
     if (!params.has(m[1]!)) at('target', `{${m[1]}} is not a param of path`);

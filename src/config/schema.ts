@@ -10,6 +10,7 @@
  */
 // A namespace import lets the bundler drop zod's locales (~370 KB) that `{ z }` drags in.
 import * as z from 'zod';
+import { isTimeZone } from '../pacing/day';
 import { CONNECTION_HEADERS, EGRESS_HEADERS, FORWARDED_REQUEST_HEADERS, WORKER_SET_HEADERS } from '../headers';
 /** A Worker secret's name, as `wrangler secret put` accepts it. */
 const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of a Worker secret (letters, digits, _)');
@@ -94,6 +95,34 @@ function unInjectableHeader(name: string): string | undefined {
   if (EGRESS_HEADERS.includes(h)) return "is the egress origin's own header";
   return undefined;
 }
+
+/**
+ * An upstream's own rate limits, as its documentation states them (ABS public tier: 1 per second,
+ * 1,000 per day, the day as API Gateway counts it: from 00:00 UTC). Calls are paced to them by the
+ * Pacer Durable Object of the credential set; see docs/pacing.md for reading them off an API's docs.
+ */
+const pacingSchema = z.strictObject({
+  /** Calls per second the API accepts (0.5: one every two seconds). */
+  requests_per_second: z.number().positive().max(1000),
+  /** Calls per API day; leave out for none. */
+  requests_per_day: z.int().min(1).optional(),
+  /** Where the API's day starts: a local time in an IANA time zone (API Gateway: 00:00 UTC). */
+  day: z
+    .strictObject({
+      time_zone: z.string().refine(isTimeZone, 'must be an IANA time zone such as "UTC" or "Australia/Sydney"').default('UTC'),
+      starts_at: z
+        .string()
+        .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time of day as HH:MM (24-hour)')
+        .default('00:00'),
+    })
+    .default({ time_zone: 'UTC', starts_at: '00:00' }),
+  /** Longest a caller is held for a free slot; beyond it: 503 with Retry-After. */
+  max_wait_ms: z.int().min(0).max(60_000).default(2_000),
+  /** Added to the interval between calls, so network jitter never makes two arrive too close. */
+  margin_ms: z.int().min(0).max(10_000).default(100),
+});
+
+export type PacingConfig = z.infer<typeof pacingSchema>;
 
 // =============================================================================================
 // Client authentication beyond a shared secret (issue 16): signed client assertions
@@ -277,6 +306,13 @@ export const upstreamSchema = z
     ip_bound: z.boolean().default(false),
     /** Create this upstream's TokenStore near the token endpoint (Durable Object location hint). */
     location_hint: z.enum(['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'oc', 'afr', 'me']).optional(),
+    /** The API's rate limits: calls are paced to them (one Pacer per credential set). Unset: no pacing. */
+    pacing: pacingSchema.optional(),
+    /**
+     * Longest a caller is held while no token may be asked for yet (a spent budget at rollover, a
+     * short cool-down) before it gets 503 + Retry-After; it is served with the new token instead.
+     */
+    token_wait_ms: z.int().min(0).max(60_000).default(15_000),
   })
   .superRefine((u, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
@@ -394,6 +430,48 @@ const turnstileSchema = z.strictObject({
   timeout_ms: z.int().min(100).max(10_000).default(3000),
 });
 
+/** A JSON path inside a body: dot-separated member names (`record`, `data.records`); '' is the body itself. */
+const jsonPath = z.string().regex(/^$|^[A-Za-z_$][A-Za-z0-9_$-]*(\.[A-Za-z_$][A-Za-z0-9_$-]*)*$/, 'must be a dot-separated path of member names (record, data.records)');
+
+/**
+ * Single-record submissions gathered into one batch call (ABS: up to 300 records per
+ * `POST /v1/topics/{topic}/code`). Needs a paced upstream: records wait for its next slot together.
+ */
+const coalesceSchema = z.strictObject({
+  /** Most records in one batch call (ABS: 300). */
+  batch_size: z.int().min(1).max(10_000),
+  /** Where the one record is in the body this route sends (`record`). */
+  record: jsonPath.refine((p) => p !== '', 'must name the member that holds the record'),
+  /** Where the batch body holds its records (`records`); the rest of the body is shared by the batch. */
+  records: jsonPath.refine((p) => p !== '', 'must name the member that holds the records'),
+  /** The member the Worker sets on each record (its own id, never the client's) and reads on each result. */
+  record_id: z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$-]*$/, 'must be a member name').default('recordId'),
+  /** Where the batch answer holds its results ('': the answer is the array). */
+  results: jsonPath.default(''),
+  /** After the first record, wait this long for others even when a slot is free. */
+  gather_ms: z.int().min(0).max(5_000).default(50),
+  /**
+   * Request headers a batch must agree on, sent on the batch call (`["Accept-Language"]` for an API
+   * that answers in the visitor's language). Others are not sent: every browser sends its own
+   * `Accept-Language`, and records that differ in it would never share a call.
+   */
+  headers: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be HTTP header names')).default([]),
+  /** Statuses by which the API refuses a whole batch for one bad record: the batch is split until the culprit is alone. */
+  rejected_statuses: z.array(z.int().min(400).max(499)).min(1).default([400, 422]),
+  /** Limits across fields of a record, checked before it joins a batch (ABS: occp_text + tasks_text ≤ 100 characters). */
+  limits: z
+    .array(
+      z.strictObject({
+        fields: z.array(z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$-]*$/, 'must be member names of the record')).min(1),
+        /** Most characters (Unicode code points) of the fields together. */
+        max_chars: z.int().min(1),
+      }),
+    )
+    .default([]),
+});
+
+export type CoalesceConfig = z.infer<typeof coalesceSchema>;
+
 /** A honeypot field name: a field real people never fill. */
 const honeypotField = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, 'must be a form field name (a letter, then letters, digits, _ . -)');
 
@@ -463,6 +541,8 @@ export const routeSchema = z
     turnstile: turnstileSchema.optional(),
     /** A field real people never fill (hidden by CSS): filled, the request is answered as accepted and dropped. */
     honeypot: honeypotField.optional(),
+    /** Gather single-record submissions into batch calls, paced (needs the upstream's `pacing`). */
+    coalesce: coalesceSchema.optional(),
   })
   .superRefine((r, ctx) => {
     for (const message of logFieldIssues(r)) ctx.addIssue({ code: 'custom', path: ['log_fields'], message });
@@ -470,6 +550,12 @@ export const routeSchema = z
       ctx.addIssue({ code: 'custom', path: ['redirect'], message: 'error_redirect needs redirect too (where a successful form post lands)' });
     }
     for (const { key, message } of abuseConflicts(r)) ctx.addIssue({ code: 'custom', path: key, message });
+    if (r.coalesce !== undefined) {
+      // One record per submission, as JSON the Worker can split apart and put back together.
+      if (r.methods.length !== 1 || r.methods[0] !== 'POST') ctx.addIssue({ code: 'custom', path: ['coalesce'], message: 'gathers POST submissions: methods must be ["POST"]' });
+      if (r.body !== 'required') ctx.addIssue({ code: 'custom', path: ['coalesce'], message: 'needs a body with the record: body must be "required"' });
+      if (r.opaque_types.length > 0) ctx.addIssue({ code: 'custom', path: ['coalesce'], message: 'reads the record from JSON: opaque_types cannot be coalesced' });
+    }
     for (const [name, spec] of Object.entries(r.query)) {
       if (spec.pattern !== undefined && compilePattern(spec.pattern) === undefined) {
         ctx.addIssue({ code: 'custom', path: ['query', name, 'pattern'], message: 'is not a valid regular expression' });

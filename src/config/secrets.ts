@@ -70,6 +70,11 @@ function isRateLimiter(v: unknown): v is RateLimitBinding {
   return typeof v === 'object' && v !== null && typeof Reflect.get(v, 'limit') === 'function' && typeof Reflect.get(v, 'fetch') !== 'function';
 }
 
+/** A Durable Object namespace binding (structural). */
+function isNamespace(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && typeof Reflect.get(v, 'idFromName') === 'function' && typeof Reflect.get(v, 'get') === 'function';
+}
+
 /** A binding the config names: the key that names it, its name, and its kind. */
 export interface NamedBinding {
   key: string;
@@ -127,6 +132,9 @@ export function startIssues(
   for (const [name, u] of Object.entries(config.upstreams)) {
     const part: ConfigPart = { kind: 'upstream', name };
     collect(part, () => readCredentials(name, u, env));
+    if (u.pacing !== undefined && !isNamespace(Reflect.get(env, 'PACER'))) {
+      issues.push({ part, issue: `UPSTREAMS.${name}.pacing: needs the PACER Durable Object binding (class_name = "Pacer" in wrangler.toml)` });
+    }
     for (const issue of clientAuthStartIssues(name, u, env, !secretsByName)) issues.push({ part, issue });
     if (u.egress.mode === 'origin') {
       const from = u.egress.secret_from;

@@ -81,6 +81,11 @@ export function resultPage(c: Context): Response {
     main = `<h2>Result not shown</h2><p>This result could not be shown. Submit the form again to get a fresh one.</p>`;
   } else if (ok) {
     main = `<h2>No code found</h2><p>The coding service could not suggest a code for that description. Try other words for the occupation or its main tasks.</p>`;
+  } else if (q.reason === 'quota-exhausted') {
+    // Said plainly: nothing the visitor changes will help today.
+    main = `<h2>Today’s coding quota is used up</h2>
+<p role="alert">The coding service takes a fixed number of requests a day, and today’s are spent. Please come back after the day resets${code === undefined ? '' : ` (status ${code})`}.</p>
+${requestId === undefined ? '' : `<p>Reference: <code>${requestId}</code></p>`}`;
   } else {
     const reason = isProblemSlug(q.reason) ? PROBLEM_TYPES[q.reason].title : undefined;
     main = `<h2>Something went wrong</h2>

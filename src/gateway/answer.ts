@@ -237,8 +237,8 @@ function decoded(res: Response): ReadableStream<Uint8Array> {
   throw problem('upstream-encoding-unsupported', 'the API answered with a Content-Encoding the Worker does not decode (it decodes gzip and deflate)');
 }
 
-/** A failed read while buffering: the API timeout is a 504, anything else a broken answer. */
-function readFailure(e: unknown): ProblemError {
+/** A failed read of an answer: the API timeout is a 504, anything else a broken answer. */
+export function readFailure(e: unknown): ProblemError {
   if (e instanceof Error && e.name === 'TimeoutError') return problem('upstream-timeout', 'the API did not finish its answer within the API timeout');
   return problem('upstream-answer-broken', 'the API answer could not be read (cut off, or not in its stated encoding)');
 }

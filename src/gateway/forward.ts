@@ -10,7 +10,7 @@
  */
 import { clock } from '../clock';
 import { ProblemError } from '../problem';
-import { getToken, reportRejected, reportUse, type WaitUntil } from '../token/cache';
+import { getTokenWaiting, reportRejected, reportUse, type WaitUntil } from '../token/cache';
 import type { Upstream } from '../upstream';
 import { DEFAULT_ANSWER, passBack, type AnswerOptions } from './answer';
 import type { CallTrace } from './context';
@@ -25,6 +25,11 @@ export interface ForwardContext {
   waitUntil?: WaitUntil;
   /** How the route handles the answer (limits, active content, Location); defaults without a route. */
   answer?: AnswerOptions;
+  /**
+   * Waits for the upstream's pace before API call number `attempt` (1, or 2 after a rejected token)
+   * leaves; throws a `ProblemError` when no slot can be had (pacing/). Absent: calls leave at once.
+   */
+  pace?: (attempt: number) => Promise<void>;
 }
 
 /** The API's answer for the browser, or the problem that stands in for it; either way, what the calls came to. */
@@ -49,7 +54,7 @@ export async function forward(ctx: ForwardContext, call: ApiCall): Promise<Forwa
 async function callWithToken(ctx: ForwardContext, call: ApiCall, trace: CallTrace): Promise<Response> {
   const { upstream, scope } = ctx;
   const rejects = (status: number) => upstream.settings.token_rejected_statuses.includes(status);
-  const first = await getToken(upstream, scope);
+  const first = await getTokenWaiting(upstream, scope, upstream.settings.token_wait_ms);
   if (first.source !== undefined) trace.token = first.source;
   if (first.outcome.kind !== 'token') throw unavailableProblem(first.outcome, clock.now());
   let lease = first.outcome;
@@ -74,10 +79,21 @@ async function callWithToken(ctx: ForwardContext, call: ApiCall, trace: CallTrac
   return await passBack(res, lease.token, call.url, ctx.answer ?? DEFAULT_ANSWER, upstream.egressSecrets);
 }
 
-/** One API call; the trace counts it and keeps its status. */
+/**
+ * One API call; the trace counts it and keeps its status. On a paced upstream an API that still
+ * answers 429 (two calls arrived closer than they left, the network bunched them) gets the call
+ * once more, at the next slot: a limit the Worker can wait out fails nobody.
+ */
 async function send(ctx: ForwardContext, call: ApiCall, token: string, trace: CallTrace): Promise<Response> {
-  const res = await sendApiCall(ctx.upstream.settings, ctx.upstream.send, call, token);
-  trace.status = res.status;
-  trace.calls++;
-  return res;
+  const once = async () => {
+    await ctx.pace?.(trace.calls + 1);
+    const res = await sendApiCall(ctx.upstream.settings, ctx.upstream.send, call, token);
+    trace.status = res.status;
+    trace.calls++;
+    return res;
+  };
+  const res = await once();
+  if (ctx.pace === undefined || res.status !== 429 || trace.calls > 2) return res;
+  await res.body?.cancel();
+  return once();
 }

@@ -27,6 +27,7 @@ import { originGuard } from './origin';
 import { rateLimit } from './rate-limit';
 import { buildApiCall, queryPolicy, type QueryPolicy } from './request';
 import { turnstileCheck, type TurnstileCheck } from './turnstile';
+import { paceOf, submitRecord } from '../pacing/client';
 
 /** Raw paths that try to smuggle separators or dot segments past the router. */
 const UNSAFE_RAW_PATH = /%2f|%2e|%5c|%00|\\|[\x00-\x1f\x7f]/i;
@@ -45,6 +46,8 @@ interface RouteSetup {
   rewrite: ReturnType<typeof locationRewriter>;
   /** Reads the route's `log_fields` for the request line; undefined when it logs none. */
   fields: FieldPicker | undefined;
+  /** Waits for the upstream's pace before each call (a paced upstream), else undefined. */
+  pace: ((attempt: number) => Promise<void>) | undefined;
 }
 
 /**
@@ -98,6 +101,7 @@ export function registerRoutes(app: Hono<GatewayEnv>, wiring: Wiring, env: Env):
         answer: { maxAnswerBytes: route.max_answer_bytes, activeContent: route.active_content },
         rewrite: rewriters.get(route.upstream)!,
         fields: fieldPicker(route),
+        pace: paceOf(upstream),
       };
       // The rate limit before the body limit: that one reads a body sent without Content-Length.
       const perClient = route.rate_limit === undefined ? unlimited : rateLimit(name, route.rate_limit, env);
@@ -175,12 +179,20 @@ async function handle(c: Context<GatewayEnv>, setup: RouteSetup): Promise<Respon
   if (setup.fields !== undefined) {
     c.set('fields', setup.fields({ params, query: call.url.searchParams, ...(call.body === undefined ? {} : { body: call.body }), contentType: call.headers.get('Content-Type') }));
   }
+  const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
+  if (route.coalesce !== undefined) {
+    // The record waits for the upstream's next slot with others and leaves in one batch call.
+    const { response, trace } = await submitRecord({ upstream, routeName: setup.name, route, scope: setup.scope, target, call, signal: c.req.raw.signal, waitUntil });
+    c.set('trace', trace);
+    return html ? htmlAnswer(route, response, c.get('requestId')) : response;
+  }
   const forwarded = await forward(
     {
       upstream,
       scope: setup.scope,
-      waitUntil: (p) => c.executionCtx.waitUntil(p),
+      waitUntil,
       answer: { ...setup.answer, rewriteLocation: (url) => setup.rewrite(url, new URL(c.req.url).origin) },
+      ...(setup.pace === undefined ? {} : { pace: setup.pace }),
     },
     call,
   );

@@ -13,7 +13,7 @@
 import { clock } from '../clock';
 import { logEvent } from '../log';
 import type { Upstream } from '../upstream';
-import type { RejectionOutcome, TokenKept, TokenLease, TokenOutcome, TokenSource, TokenUnavailable } from './outcome';
+import { waitFor, type RejectionOutcome, type TokenKept, type TokenLease, type TokenOutcome, type TokenSource, type TokenUnavailable } from './outcome';
 import { leaseAfterUse } from './policy';
 import type { StoreRef } from './store-api';
 
@@ -72,6 +72,23 @@ export async function getToken(upstream: Upstream, scope: string): Promise<Token
     return { outcome: mine.lease, source: 'store' };
   }
   return { outcome: hold(upstream, key, ref, outcome), source: 'store' };
+}
+
+/**
+ * A token as `getToken` gives it, but held (up to `waitMs`) while no token may be asked for yet for
+ * a passing reason: at a rollover under a one-per-lifetime budget the new token comes a few seconds
+ * after the old one stops being usable, and the caller is served with it instead of a 503.
+ */
+export async function getTokenWaiting(upstream: Upstream, scope: string, waitMs: number): Promise<TokenAnswer> {
+  const holdUntil = clock.now() + waitMs;
+  for (;;) {
+    const answer = await getToken(upstream, scope);
+    if (answer.outcome.kind === 'token') return answer;
+    const wait = waitFor(answer.outcome, clock.now(), holdUntil);
+    if (wait === undefined) return answer;
+    // A little after the time named, so a slightly slower clock elsewhere has moved past it too.
+    await clock.sleep(wait + 25);
+  }
 }
 
 /**

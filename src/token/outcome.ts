@@ -73,3 +73,20 @@ export type RejectionOutcome = TokenLease | TokenUnavailable | TokenKept;
 
 /** Where a request's token came from: this isolate's cache (no Durable Object call), or the TokenStore. */
 export type TokenSource = 'cached' | 'store';
+
+/**
+ * Reasons a token may be had soon without anything being fixed: the budget or a throttling
+ * endpoint's cool-down (a rollover under a one-per-lifetime budget), or a deploy under way. Not an
+ * outage: its retries are likely to fail too, and a caller is better told at once.
+ */
+const PASSING: ReadonlySet<UnavailableReason> = new Set(['budget', 'throttled', 'config_changing']);
+
+/**
+ * How long a caller that may wait until `holdUntil` should wait for `o` before asking again, or
+ * undefined when waiting is no use (the credentials or the config are wrong, or the token comes
+ * later than the caller may wait). Pure: the isolate cache applies it.
+ */
+export function waitFor(o: TokenUnavailable, now: number, holdUntil: number): number | undefined {
+  if (!PASSING.has(o.reason) || o.retryAt === undefined || o.retryAt > holdUntil) return undefined;
+  return Math.max(0, o.retryAt - now);
+}

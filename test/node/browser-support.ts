@@ -26,6 +26,11 @@ export interface CoderStats {
   tokensIssued: number;
   tokenRequestsRefused: number;
   apiCalls: number;
+  apiCallsRefusedByRate: number;
+  recordsCoded: number;
+  batches: { count: number; maxRecords: number; meanRecords: number | null };
+  /** Arrival times (ms since the epoch) of the latest accepted API calls, oldest first. */
+  acceptedCallTimes: number[];
 }
 
 export async function coderStats(): Promise<CoderStats> {

@@ -20,6 +20,7 @@
  */
 import { EGRESS_LISTED_HOSTS, SECRETS } from '../fixtures/config.ts';
 
+import { coderAnswer, type CoderLimits, type CoderState } from './coder.ts';
 import { encodeToken, type TokenEncoding } from './encodings.ts';
 
 export interface Hit {
@@ -33,6 +34,8 @@ export interface Hit {
   url: string;
   /** The body's exact bytes, base64 (for bodies that are not UTF-8 text). */
   bodyBase64?: string;
+  /** When it arrived (ms since the epoch, Node's clock). */
+  at?: number;
 }
 
 /** How a host's token endpoint answers. */
@@ -88,6 +91,8 @@ export interface ApiBehaviour {
   denyPaths?: Record<string, number>;
   /** Shape of an accepted call's answer: encodings, trickles, echoed tokens… (the block at the end). */
   answer?: AnswerShape;
+  /** Answer `/v1/topics/{topic}/code` as the ABS Coding Service does, with its limits (coder.ts). */
+  coder?: CoderLimits;
 }
 
 /** A request that reached a stand-in egress. */
@@ -112,6 +117,8 @@ interface HostState {
   api: ApiBehaviour;
   issued: string[];
   revoked: Set<string>;
+  /** The coding stand-in's calls, once `api.coder` is set. */
+  coder?: CoderState;
 }
 
 const hits: Hit[] = [];
@@ -163,7 +170,7 @@ export async function standIn(request: Request): Promise<Response> {
   const body = bytes.toString('utf8');
   const headers: Record<string, string> = {};
   request.headers.forEach((v, k) => (headers[k] = v));
-  hits.push({ host: url.hostname, method: request.method, path: url.pathname, search: url.search, headers, body, url: request.url, bodyBase64: bytes.toString('base64') });
+  hits.push({ host: url.hostname, method: request.method, path: url.pathname, search: url.search, headers, body, url: request.url, bodyBase64: bytes.toString('base64'), at: Date.now() });
   const h = host(url.hostname);
   return isTokenPath(url.pathname) ? tokenAnswer(url.hostname, h) : apiAnswer(h, request, body, url);
 }
@@ -255,6 +262,11 @@ async function apiAnswer(h: HostState, request: Request, body: string, url: URL)
   const live = h.issued.some((t) => !h.revoked.has(t) && presented.includes(t));
   if (!live) return reject();
   if (a.answer !== undefined) return shapedAnswer(a.answer, request, h.issued.find((t) => presented.includes(t))!);
+  if (a.coder !== undefined && /^\/v1\/topics\/[^/]+\/code$/.test(url.pathname) && request.method === 'POST') {
+    h.coder ??= { limits: a.coder, calls: [], accepted: [] };
+    h.coder.limits = a.coder;
+    return coderAnswer(h.coder, body, h.issued.find((t) => presented.includes(t)));
+  }
   if (a.reflectHeaders) {
     const echo: Record<string, string> = {};
     request.headers.forEach((v, k) => (echo[k] = v));
@@ -301,6 +313,10 @@ async function control(url: URL, request: Request): Promise<Response> {
     case '/api':
       host(name).api = (await request.json()) as ApiBehaviour;
       return json({ ok: true });
+    case '/coder':
+      // The coding stand-in's calls (arrival times, records, status); DELETE forgets them.
+      if (request.method === 'DELETE') delete host(name).coder;
+      return json(host(name).coder?.calls ?? []);
     case '/issue': {
       // A token issued before the test began (e.g. written by an earlier version of the Worker).
       const token = await request.text();

@@ -146,9 +146,13 @@ describe('token endpoint throttling (429, or ABS 403)', () => {
     const res = await post('/t/throttled', {});
     expect(res.status).toBe(503);
     expect(res.headers.get('Retry-After')).toBe('120');
-    clock.advance(119 * SECOND);
-    expect((await post('/t/throttled', {})).status).toBe(503);
-    expect((await tokenHits('throttled')).length - before).toBe(1);
+    clock.advance(110 * SECOND);
+    // 10 s of cool-down left: within the 15 s hold, so the caller waits it out and the next token
+    // request leaves when it ends (refused again here: a new cool-down, and a 503).
+    const held = await post('/t/throttled', {});
+    expect(held.status).toBe(503);
+    expect(clock.now()).toBeGreaterThanOrEqual(Date.UTC(2026, 10, 24) + 120 * SECOND);
+    expect((await tokenHits('throttled')).length - before).toBe(2);
     clock.advance(2 * MINUTE);
     await setToken('throttled', {});
     expect((await post('/t/throttled', {})).status).toBe(200);

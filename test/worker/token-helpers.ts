@@ -10,7 +10,12 @@ import { wiringFor } from '../../src/upstream';
 /** A clock the test moves by hand; restored after each test. */
 export function fakeClock(start = Date.UTC(2026, 10, 22, 12)) {
   let t = start;
-  setClock({ now: () => t });
+  // A wait on this clock moves it (a caller held for a token, a pacing slot), after a real turn
+  // of the event loop so other work runs in between, as it would while time passes.
+  setClock({ now: () => t, sleep: async (ms) => {
+    await new Promise((r) => setTimeout(r, 0));
+    t = Math.max(t, t + ms);
+  } });
   return {
     now: () => t,
     advance: (ms: number) => {

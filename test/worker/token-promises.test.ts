@@ -257,13 +257,13 @@ describe('8. the budget window has slack', () => {
     expect((await post('/t/slack', {})).status).toBe(200);
     const answered = clock.now();
     expect(answered - t0).toBeGreaterThanOrEqual(1400);
-    // 62.5 s after it left: past "sent + window + slack", before "answered + window + slack".
+    // 62.5 s after it left: past "sent + window + slack", before "answered + window + slack". The
+    // caller is held (the wait is shorter than the hold) and the next token request leaves only at
+    // "answered + window + slack".
     clock.advance(t0 + 62_500 - clock.now());
     const early = await post('/t/slack', {});
-    expect(early.status).toBe(503);
-    expect(early.json()).toMatchObject({ title: 'Upstream token budget exhausted' });
-    clock.advance(answered + 62_100 - clock.now());
-    expect((await post('/t/slack', {})).status).toBe(200);
+    expect(early.status).toBe(200);
+    expect(clock.now()).toBeGreaterThanOrEqual(answered + 62_000);
     expect(await tokenHits('slack')).toHaveLength(2);
   });
 });
