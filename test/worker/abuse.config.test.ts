@@ -71,7 +71,8 @@ describe('abuse-protection keys that validation refuses, each naming the key', (
 describe('start checks: the binding and the secret a route names must exist', () => {
   async function startWith(r: Record<string, unknown>): Promise<{ status: number; text: string; log: string }> {
     const before = capturedLines.length;
-    const vars = { ...env, UPSTREAMS: { a: good }, ROUTES: { r: route(r) } };
+    // No hold for a token: this upstream never issues one, and the test is about the start check.
+    const vars = { ...env, UPSTREAMS: { a: { ...good, token_wait_ms: 0 } }, ROUTES: { r: route(r) } };
     const ctx = createExecutionContext();
     const res = await worker.fetch(new Request('https://injector.example/r', { method: 'POST', headers: { Origin: FORMS, 'Content-Type': 'application/json' }, body: '{}' }), vars, ctx);
     await waitOnExecutionContext(ctx);
